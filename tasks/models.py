@@ -1,0 +1,251 @@
+"""The plain, JSON-serializable models the stages pass to one another, and their options.
+
+Every model here round-trips through JSON (``model_dump_json`` / ``model_validate_json``)
+so results can be cached by content, shipped to a worker and stored without pickle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+
+Aspect = Literal["16:9", "9:16", "1:1"]
+RunnerKind = Literal["thread", "process", "dask", "ray"]
+RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
+SceneKind = Literal["title", "body", "closing"]
+
+#: Colour themes a storyboard may ask for; the renderer maps each name to its palette.
+THEMES: tuple[str, ...] = ("midnight", "paper", "sunrise", "forest")
+
+#: Frame size for each aspect ratio at the default 720p class; all even, as yuv420p needs.
+ASPECT_SIZES: dict[str, tuple[int, int]] = {
+    "16:9": (1280, 720),
+    "9:16": (720, 1280),
+    "1:1": (720, 720),
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- options
+
+
+class FetchOptions(_Frozen):
+    """How pages are fetched: limits, identity and which hosts may be reached."""
+
+    timeout_s: float = Field(15.0, gt=0, le=600, description="Seconds allowed for connect, each read, and the whole body.")
+    max_bytes: int = Field(5_000_000, gt=0, description="Largest body accepted, enforced while streaming.")
+    max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed before giving up.")
+    user_agent: str = Field(
+        "pagereel/0.1 (+https://github.com/pagereel/pagereel)",
+        min_length=1,
+        description="User-Agent header sent with every request.",
+    )
+    allow_private_hosts: bool = Field(
+        False, description="Allow loopback, private and link-local addresses (tests and intranets)."
+    )
+    allow_local_files: bool = Field(True, description="Allow file:// URLs and local paths.")
+    retries: int = Field(3, ge=0, le=10, description="Retries of transient failures (timeouts, 429, 5xx).")
+    retry_base_s: float = Field(1.0, ge=0, le=60, description="First retry delay; doubles each retry, with jitter.")
+    cache_ttl_s: float = Field(3600.0, ge=0, description="How long a fetched page is reused from the cache.")
+
+
+class StoryboardOptions(_Frozen):
+    """How the script is cut: length, pacing and language."""
+
+    target_duration_s: float = Field(60.0, ge=10, le=3600, description="Wanted video length in seconds.")
+    max_scenes: int = Field(12, ge=4, le=60, description="Most scenes, title and closing included.")
+    min_scenes: int = Field(4, ge=3, le=60, description="Fewest scenes, title and closing included.")
+    words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
+    language: str | None = Field(None, description="Narration language; None takes the article's.")
+    min_article_words: int = Field(60, ge=1, description="Shorter article bodies are refused.")
+
+
+class RenderOptions(_Frozen):
+    """How frames look and are encoded."""
+
+    aspect: Aspect = Field("16:9", description="Frame shape: 16:9, 9:16 or 1:1.")
+    width: int | None = Field(None, ge=16, le=4096, description="Frame width; None takes it from the aspect.")
+    height: int | None = Field(None, ge=16, le=4096, description="Frame height; None takes it from the aspect.")
+    fps: int = Field(30, ge=1, le=120, description="Frames per second.")
+    theme: str = Field("midnight", description=f"Colour theme, one of {', '.join(THEMES)}.")
+    crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower is better quality).")
+    preset: str = Field("veryfast", description="x264 preset.")
+    voice: str | None = Field(None, description="espeak-ng voice; None takes the storyboard language.")
+    speech_rate_wpm: int = Field(165, ge=80, le=450, description="espeak-ng speaking rate.")
+
+    @field_validator("theme")
+    @classmethod
+    def _known_theme(cls, value: str) -> str:
+        if value not in THEMES:
+            raise ValueError(f"must be one of {', '.join(THEMES)}")
+        return value
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), rounded down to even numbers."""
+        w, h = ASPECT_SIZES[self.aspect]
+        w = self.width or w
+        h = self.height or h
+        return w - w % 2, h - h % 2
+
+
+# --------------------------------------------------------------------------- stage data
+
+
+class Page(_Frozen):
+    """A fetched web page: where it came from and its decoded HTML."""
+
+    url: str
+    final_url: str
+    status: int
+    content_type: str
+    encoding: str
+    html: str
+
+
+class Article(_Frozen):
+    """The readable body of a page with its metadata."""
+
+    title: str
+    byline: str | None = None
+    published: str | None = None
+    lang: str | None = None
+    paragraphs: list[str]
+    images: list[str] = Field(default_factory=list)
+    #: For each image, the index of the paragraph it stands before (len(paragraphs) if after all).
+    image_positions: list[int] = Field(default_factory=list)
+    source_url: str | None = None
+    site_name: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The body paragraphs joined by blank lines."""
+        return "\n\n".join(self.paragraphs)
+
+    @property
+    def word_count(self) -> int:
+        return sum(len(p.split()) for p in self.paragraphs)
+
+
+class Scene(_Frozen):
+    """One shot of the video: what is said, what is shown."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    kind: SceneKind = "body"
+    narration: str = Field(min_length=1, max_length=5000)
+    caption: str = Field("", max_length=120)
+    image: str | None = None
+    hint_s: float = Field(gt=0, le=600, description="Expected duration, from the narration length.")
+
+
+class Storyboard(_Frozen):
+    """The script of the video: scenes in order, plus choices that apply to the whole video."""
+
+    title: str
+    source_url: str | None = None
+    lang: str = "en"
+    voice: str | None = None
+    aspect: Aspect | None = None
+    theme: str | None = None
+    avatar: str | None = None
+    scenes: list[Scene]
+
+    @property
+    def duration_hint_s(self) -> float:
+        return sum(s.hint_s for s in self.scenes)
+
+    def scene(self, scene_id: str) -> Scene:
+        for s in self.scenes:
+            if s.id == scene_id:
+                return s
+        raise KeyError(scene_id)
+
+
+class WordTiming(_Frozen):
+    """A spoken word and when it is said, in seconds from the start of its narration."""
+
+    word: str
+    t0: float = Field(ge=0)
+    t1: float = Field(ge=0)
+
+
+class Narration(BaseModel):
+    """A scene's speech: mono 16-bit little-endian PCM and word timings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    scene_id: str
+    pcm: bytes
+    sample_rate: int = Field(gt=0)
+    voice: str
+    words: list[WordTiming] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class Segment(BaseModel):
+    """One scene encoded as a self-contained MP4 (H.264 yuv420p + AAC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    scene_id: str
+    mp4: bytes
+    duration_s: float = Field(gt=0)
+    frames: int = Field(gt=0)
+    width: int
+    height: int
+    fps: int
+
+
+# --------------------------------------------------------------------------- run state
+
+
+class WorkflowMetrics(BaseModel):
+    """What a run cost: per-stage seconds, cache use, retries and resources."""
+
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    cache_hits: int = 0
+    cache_misses: int = 0
+    retries: dict[str, int] = Field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+
+class SceneTiming(BaseModel):
+    """Where a scene sits in the finished video."""
+
+    id: str
+    start_s: float
+    end_s: float
+
+
+class WorkflowState(BaseModel):
+    """What a run returns and writes into its manifest."""
+
+    workflow_id: str
+    status: RunStatus = "pending"
+    source_url: str
+    title: str | None = None
+    video_path: str | None = None
+    storyboard_path: str | None = None
+    duration_s: float | None = None
+    scenes: list[SceneTiming] = Field(default_factory=list)
+    storyboard: Storyboard | None = None
+    optimizations_used: list[str] = Field(default_factory=list)
+    metrics: WorkflowMetrics = Field(default_factory=WorkflowMetrics)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def succeeded(self) -> bool:
+        return self.status in ("completed", "storyboard")
