@@ -37,7 +37,7 @@ class _Frozen(BaseModel):
 class FetchOptions(_Frozen):
     """How pages are fetched: limits, identity and which hosts may be reached."""
 
-    timeout_s: float = Field(15.0, gt=0, le=600, description="Seconds allowed for connect, each read, and the whole body.")
+    timeout_s: float = Field(15.0, gt=0, le=600, description="Seconds for connect, each read, and the whole body.")
     max_bytes: int = Field(5_000_000, gt=0, description="Largest body accepted, enforced while streaming.")
     max_redirects: int = Field(5, ge=0, le=30, description="Redirect hops followed before giving up.")
     user_agent: str = Field(
