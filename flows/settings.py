@@ -11,13 +11,15 @@ import os
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -84,7 +86,7 @@ class Settings(BaseSettings):
     fetch: FetchOptions = Field(default_factory=FetchOptions)
     storyboard: StoryboardOptions = Field(default_factory=StoryboardOptions)
     render: RenderOptions = Field(default_factory=RenderOptions)
-    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    runner: Annotated[RunnerSettings, NoDecode] = Field(default_factory=RunnerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     out_dir: Path = Field(Path("out"), description="Where each run's folder is written.")
@@ -146,6 +148,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         _CONFIG_FILE["path"] = path
         try:
             return Settings(**overrides)
+        except SettingsError as exc:
+            raise ConfigurationError(f"invalid settings: {exc} ({exc.__cause__})") from None
         except ValidationError as exc:
             where = f" (from {path})" if path else ""
             raise ConfigurationError(f"invalid settings{where}: {_describe(exc)}") from None

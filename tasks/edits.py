@@ -1,0 +1,219 @@
+"""User edits to a storyboard: parsed from JSON or YAML, validated, applied as a pure function.
+
+An edits file looks like this (every key optional)::
+
+    title: A better title
+    voice: en-gb
+    aspect: "9:16"
+    theme: paper
+    avatar: ada
+    scenes:
+      s2: {narration: "Say this instead.", caption: "New caption"}
+    drop: [s4]
+    append:
+      - {narration: "One more thing.", caption: "Bonus"}
+    order: [title, s3, s2, s1, a1, closing]
+
+Edits apply in that order: scene changes, drops, appends, then order. Scenes left out of
+``order`` keep their relative order after the listed ones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tasks.errors import EditError
+from tasks.models import THEMES, Aspect, Scene, SceneKind, Storyboard
+from tasks.text import estimate_seconds
+
+MAX_EDITS_BYTES = 1_000_000
+_SEXAGESIMAL_ASPECTS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 1 * 60 + 1: "1:1"}
+
+
+class SceneEdit(BaseModel):
+    """Changes to one existing scene."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    narration: str | None = Field(None, min_length=1, max_length=5000)
+    caption: str | None = Field(None, max_length=120)
+    image: str | None = None
+
+
+class NewScene(BaseModel):
+    """A scene added by the user."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    kind: SceneKind = "body"
+    narration: str = Field(min_length=1, max_length=5000)
+    caption: str = Field("", max_length=120)
+    image: str | None = None
+
+
+class StoryboardEdits(BaseModel):
+    """Everything a user may change about a storyboard before it is rendered."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    voice: str | None = Field(None, min_length=1, max_length=60)
+    aspect: Aspect | None = None
+    theme: str | None = None
+    avatar: str | None = Field(None, min_length=1, max_length=1000)
+    scenes: dict[str, SceneEdit] = Field(default_factory=dict)
+    drop: list[str] = Field(default_factory=list)
+    append: list[NewScene] = Field(default_factory=list)
+    order: list[str] | None = None
+
+    @field_validator("aspect", mode="before")
+    @classmethod
+    def _unquoted_yaml_aspect(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 9:16 as the base-60 integer 556; take it as the user meant it.
+        return _SEXAGESIMAL_ASPECTS.get(value, value) if isinstance(value, int) else value
+
+    @field_validator("theme")
+    @classmethod
+    def _known_theme(cls, value: str | None) -> str | None:
+        if value is not None and value not in THEMES:
+            raise ValueError(f"must be one of {', '.join(THEMES)}")
+        return value
+
+
+def parse_edits(source: str | bytes | dict[str, Any] | StoryboardEdits | None) -> StoryboardEdits:
+    """Read edits from JSON or YAML text, a mapping, or a model; raise :class:`EditError` if malformed."""
+    if source is None:
+        return StoryboardEdits()
+    if isinstance(source, StoryboardEdits):
+        return source
+    data: Any = source
+    if isinstance(source, bytes | str):
+        text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+        if len(text) > MAX_EDITS_BYTES:
+            raise EditError(f"the edits are {len(text)} characters long; at most {MAX_EDITS_BYTES} are accepted")
+        data = _load_text(text)
+    if data is None:
+        return StoryboardEdits()
+    if not isinstance(data, dict):
+        raise EditError(f"edits must be a mapping of keys to changes, not a {type(data).__name__}")
+    try:
+        return StoryboardEdits.model_validate(data)
+    except ValidationError as exc:
+        raise EditError(f"invalid edits: {_describe(exc)}") from None
+
+
+def load_edits_file(path: str | Path) -> StoryboardEdits:
+    """Read an edits file (JSON or YAML)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_EDITS_BYTES:
+            raise EditError(f"edits file {str(path)!r} is larger than {MAX_EDITS_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EditError(f"edits file {str(path)!r} does not exist; check the --edits path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EditError(f"edits file {str(path)!r} cannot be read: {exc}") from None
+    return parse_edits(text)
+
+
+def apply_edits(
+    storyboard: Storyboard,
+    edits: str | bytes | dict[str, Any] | StoryboardEdits | None,
+    *,
+    words_per_minute: float = 160.0,
+) -> Storyboard:
+    """Return a new storyboard with ``edits`` applied; the input is left untouched."""
+    changes = parse_edits(edits)
+    scenes = list(storyboard.scenes)
+    ids = [s.id for s in scenes]
+
+    for scene_id, change in changes.scenes.items():
+        if scene_id not in ids:
+            raise EditError(_unknown("scenes", scene_id, ids))
+        i = ids.index(scene_id)
+        update = change.model_dump(exclude_unset=True)
+        if "narration" in update:
+            update["hint_s"] = estimate_seconds(update["narration"], words_per_minute)
+        scenes[i] = scenes[i].model_copy(update=update)
+
+    for scene_id in changes.drop:
+        if scene_id not in ids:
+            raise EditError(_unknown("drop", scene_id, ids))
+    scenes = [s for s in scenes if s.id not in set(changes.drop)]
+
+    taken = {s.id for s in scenes} | set(changes.drop)
+    for n, new in enumerate(changes.append, start=1):
+        new_id = new.id or _next_id(taken)
+        if new_id in taken:
+            raise EditError(f"invalid edits: append[{n - 1}].id {new_id!r} is already used by another scene")
+        taken.add(new_id)
+        scenes.append(
+            Scene(
+                id=new_id,
+                kind=new.kind,
+                narration=new.narration,
+                caption=new.caption,
+                image=new.image,
+                hint_s=estimate_seconds(new.narration, words_per_minute),
+            )
+        )
+
+    if changes.order is not None:
+        present = [s.id for s in scenes]
+        seen: set[str] = set()
+        for scene_id in changes.order:
+            if scene_id not in present:
+                raise EditError(_unknown("order", scene_id, present))
+            if scene_id in seen:
+                raise EditError(f"invalid edits: order lists scene {scene_id!r} twice")
+            seen.add(scene_id)
+        rank = {scene_id: i for i, scene_id in enumerate(changes.order)}
+        scenes.sort(key=lambda s: rank.get(s.id, len(rank)))
+
+    if not scenes:
+        raise EditError("invalid edits: they drop every scene; keep at least one")
+    top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)
+    return storyboard.model_copy(update={**top, "scenes": scenes})
+
+
+def _load_text(text: str) -> Any:
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EditError(f"edits are not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise EditError(f"edits are not valid YAML or JSON{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "edits"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown key {key!r}")
+        else:
+            parts.append(f"{key!r} {item['msg'].lower()} (got {item.get('input')!r:.60})")
+    return "; ".join(parts)
+
+
+def _unknown(key: str, scene_id: str, ids: list[str]) -> str:
+    return f"invalid edits: {key} names scene {scene_id!r}, which does not exist; scenes are {', '.join(ids)}"
+
+
+def _next_id(taken: set[str]) -> str:
+    n = 1
+    while f"a{n}" in taken:
+        n += 1
+    return f"a{n}"
