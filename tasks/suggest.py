@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from kernels.textrank import rank_sentences
 from tasks.errors import ExtractionError
 from tasks.models import Article, Scene, Storyboard, StoryboardOptions
-from tasks.text import STOPWORDS, TERMINAL, WORD, count_words, estimate_seconds, split_sentences, tokenize
+from tasks.text import TERMINAL, WORD, count_words, estimate_seconds, is_stopword, split_sentences, tokenize
 
 MIN_SENTENCEWORDS = 5
 MAX_SENTENCEWORDS = 70
@@ -80,7 +80,7 @@ def key_phrase(text: str, weights: dict[str, float]) -> str:
     """The heaviest run of content words in ``text``, as a short on-screen caption."""
     best: tuple[float, int, list[str]] | None = None
     for n, run in enumerate(_runs(text)):
-        score = sum(weights.get(w.lower(), 0.0) for w in run) / math.sqrt(len(run))
+        score = sum(weights.get(w.lower().replace("’", "'"), 0.0) for w in run) / math.sqrt(len(run))
         if len(run) >= 2:
             score *= 1.25  # a phrase reads better than a lone word
         if best is None or score > best[0]:
@@ -168,11 +168,11 @@ def _runs(text: str) -> list[list[str]]:
     for match in WORD.finditer(text):
         gap = text[last_end : match.start()]
         word = match.group(0)
-        breaks = any(ch in gap for ch in ".,;:!?()[]\"“”—–") or word.lower() in STOPWORDS or len(word) < 2
+        breaks = any(ch in gap for ch in ".,;:!?()[]\"“”—–") or is_stopword(word)
         if breaks and current:
             runs.append(current)
             current = []
-        if word.lower() not in STOPWORDS and len(word) >= 2:
+        if not is_stopword(word):
             current.append(word)
         last_end = match.end()
     if current:

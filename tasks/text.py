@@ -46,9 +46,18 @@ def split_sentences(paragraph: str) -> list[str]:
     return [s for s in sentences if s]
 
 
+_CONTRACTION = re.compile(r"['’](?:t|m|re|ve|ll|d)$", re.IGNORECASE)
+
+
+def is_stopword(word: str) -> bool:
+    """True for function words and contractions ("didn't", "we're"), which carry no topic."""
+    w = word.lower().replace("’", "'")
+    return len(w) < 2 or w in STOPWORDS or bool(_CONTRACTION.search(w))
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-cased content words of ``text`` (stop words and one-letter words removed)."""
-    return [w for w in (m.group(0).lower() for m in WORD.finditer(text)) if len(w) > 1 and w not in STOPWORDS]
+    """Lower-cased content words of ``text`` (stop words, contractions and one-letter words removed)."""
+    return [m.group(0).lower().replace("’", "'") for m in WORD.finditer(text) if not is_stopword(m.group(0))]
 
 
 def count_words(text: str) -> int:

@@ -58,7 +58,8 @@ order: [title, s2, a1, s1]
 """
     out = apply_edits(board, yaml_text)
     assert ids(out) == ["title", "s2", "a1", "s1", "closing", "extra"]
-    assert (out.title, out.voice, out.aspect, out.theme, out.avatar) == ("Better title", "en-gb", "9:16", "paper", "ada")
+    top = (out.title, out.voice, out.aspect, out.theme, out.avatar)
+    assert top == ("Better title", "en-gb", "9:16", "paper", "ada")
 
 
 def test_json_edits(board: Storyboard) -> None:
