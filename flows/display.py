@@ -22,7 +22,8 @@ def print_storyboard(state: WorkflowState, console: Console | None = None) -> No
     table.add_column("narration", ratio=3)
     table.add_column("image", ratio=1, overflow="fold")
     for scene in board.scenes:
-        table.add_row(scene.id, f"{scene.hint_s:.1f}", scene.caption, scene.narration, scene.image or "")
+        image = scene.image.rsplit("/", 1)[-1].split("?", 1)[0] if scene.image else ""
+        table.add_row(scene.id, f"{scene.hint_s:.1f}", scene.caption, scene.narration, image)
     console.print(table)
     console.print(
         f"{len(board.scenes)} scenes, about {board.duration_hint_s:.0f} s. "

@@ -40,7 +40,14 @@ def _configured_tasks(settings: Settings) -> dict[str, Any]:
     }
 
 
-@flow(name="video-flow", flow_run_name="video {workflow_id}", validate_parameters=True)
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    return f"video {params.get('workflow_id') or workflow_id_for(params.get('url', ''))}"
+
+
+@flow(name="video-flow", flow_run_name=_run_name, validate_parameters=True)
 def video_flow(
     url: str,
     workflow_id: str | None = None,

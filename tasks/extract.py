@@ -53,7 +53,6 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
             include_comments=False,
             include_tables=False,
             include_links=False,
-            deduplicate=True,
         )
     except (ValueError, etree.LxmlError, RecursionError) as exc:
         raise ExtractionError(f"the page could not be parsed as HTML ({type(exc).__name__}): {exc}") from None
