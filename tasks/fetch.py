@@ -1,244 +1,382 @@
-"""Fetching a page: bounded in time, bytes and redirects, HTML only, and never into a private network.
+"""Fetch a web page (or a saved local file) as decoded HTML, refusing what cannot become a video.
 
-``fetch_page`` is a plain function; ``tasks.stages`` runs it as a Prefect task that retries
-what :attr:`FetchError.transient` marks as worth retrying (timeouts, 429, 5xx, dropped
-connections) and fails at once on the rest.
+Every failure is a ``FetchError`` whose ``transient`` flag says whether a retry may help
+(timeouts, 429, 5xx, dropped connections) and whose message says what to do about it.
 """
 
 from __future__ import annotations
 
 import codecs
 import ipaddress
+import mimetypes
+import os
 import re
 import socket
+import ssl
 import time
+from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import httpx
 
-from tasks.errors import FetchError
+from tasks.errors import FetchError, PagereelError
 from tasks.models import FetchOptions, Page
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
-_PRIVATE_HINT = "set fetch.allow_private_hosts (PAGEREEL_FETCH__ALLOW_PRIVATE_HOSTS=1) to allow it"
-_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+SCHEMES_HINT = "pagereel fetches http:// and https:// URLs, file:// URLs and local paths"
+PRIVATE_HINT = (
+    "set fetch.allow_private_hosts = true (or PAGEREEL_FETCH__ALLOW_PRIVATE_HOSTS=1) to fetch from it"
+)
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_.:-]+)""", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.IGNORECASE)
+# Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Browsers read these labels as windows-1252 (WHATWG Encoding); pages rely on it for curly quotes.
+_BROWSER_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\x0c\r\x1b")
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for failures a retry may cure."""
-    return isinstance(exc, FetchError) and exc.transient
-
-
-def check_host_allowed(url: str, options: FetchOptions) -> None:
-    """Refuse URLs whose host is, or resolves to, a loopback, private, link-local or reserved address."""
-    if options.allow_private_hosts:
-        return
-    host = urlsplit(url).hostname
-    if not host:
-        raise FetchError(f"{url!r} has no host name")
-    for address in _resolve(host, url):
-        if not _is_public(address):
-            raise FetchError(f"{url!r} points at {address}, a private or local address; {_PRIVATE_HINT}")
+# --------------------------------------------------------------------------- public
 
 
 def fetch_page(url: str, options: FetchOptions | None = None) -> Page:
-    """Fetch ``url`` (http, https, file:// or a local path) and return it decoded."""
+    """Fetch ``url`` (http, https, file:// or a local path) and return its decoded HTML."""
     options = options or FetchOptions()
-    url = url.strip()
-    scheme = urlsplit(url).scheme.lower()
+    target = url.strip()
+    if not target:
+        raise FetchError(f"no URL given; {SCHEMES_HINT}")
+    scheme = urlsplit(target).scheme.lower()
     if scheme in ("http", "https"):
-        return _fetch_http(url, options)
-    if scheme == "file" or (not scheme and url) or (len(scheme) == 1 and Path(url).exists()):
-        return _fetch_file(url, options)
-    raise FetchError(f"{url!r} uses the scheme {scheme!r}; give an http(s):// or file:// URL, or a local path")
+        return _fetch_http(url, target, options)
+    # A one-letter "scheme" is a Windows drive (C:\page.html).
+    if scheme == "file" or not scheme or (os.name == "nt" and len(scheme) == 1):
+        return _read_local(url, target, options)
+    raise FetchError(f"cannot fetch {scheme}: URLs ({target}); {SCHEMES_HINT}")
+
+
+def check_host_allowed(url: str, options: FetchOptions | None = None) -> None:
+    """Raise FetchError unless every address the URL's host resolves to is a public one."""
+    options = options or FetchOptions()
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        raise FetchError(f"{url} has no host name: check the URL")
+    if options.allow_private_hosts:
+        return
+    for address in _resolve(host, parts.scheme):
+        kind = _non_public_kind(address)
+        if kind:
+            where = host if host == str(address) else f"{host} ({address})"
+            raise FetchError(f"refusing to fetch {url}: {where} is {kind} address; {PRIVATE_HINT}")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying after ``exc`` may succeed: timeouts, 429, 5xx and dropped connections."""
+    if isinstance(exc, PagereelError):
+        return exc.transient
+    if isinstance(exc, httpx.HTTPStatusError):
+        return _transient_status(exc.response.status_code)
+    if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
+        return not _is_tls_error(exc)
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
+# --------------------------------------------------------------------------- address checks
+
+
+def _resolve(host: str, scheme: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return {ipaddress.ip_address(host)}  # a literal needs no lookup
+    except ValueError:
+        pass
+    port = 443 if scheme == "https" else 80
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise FetchError(
+            f"cannot resolve host {host}: {exc.strerror}; check the URL", transient=exc.errno == socket.EAI_AGAIN
+        ) from exc
+    except UnicodeError as exc:
+        raise FetchError(f"{host} is not a valid host name: check the URL") from exc
+    return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+
+
+def _non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is not None:
+            kind = _non_public_kind(embedded)
+            return f"{kind} (IPv4 inside IPv6)" if kind else None
+    # Order matters: 127/8, 169.254/16 and 0/8 are also in Python's "private" list.
+    checks = (
+        ("is_unspecified", "an unspecified"),
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local (cloud metadata lives here)"),
+        ("is_multicast", "a multicast"),
+        ("is_private", "a private"),
+        ("is_reserved", "a reserved"),
+    )
+    for attribute, kind in checks:
+        if getattr(address, attribute):
+            return kind
+    return None if address.is_global else "a non-public"
 
 
 # --------------------------------------------------------------------------- http
 
 
-def _fetch_http(url: str, options: FetchOptions) -> Page:
+def _fetch_http(url: str, target: str, options: FetchOptions) -> Page:
     deadline = time.monotonic() + options.timeout_s
-    timeout = httpx.Timeout(options.timeout_s)
-    headers = {"User-Agent": options.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"}
-    current = url
-    seen: set[str] = set()
-    with httpx.Client(timeout=timeout, headers=headers, follow_redirects=False, trust_env=False) as client:
-        for _hop in range(options.max_redirects + 1):
+    chain = [target]
+    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
+    # trust_env=False: a proxy from the environment would bypass the address check above.
+    with httpx.Client(headers=headers, follow_redirects=False, trust_env=False) as client:
+        while True:
+            current = chain[-1]
             check_host_allowed(current, options)
-            seen.add(current)
             try:
-                with client.stream("GET", current) as response:
-                    if response.is_redirect:
-                        target = urljoin(current, response.headers.get("location", ""))
-                        if urlsplit(target).scheme not in ("http", "https"):
-                            raise FetchError(f"{current!r} redirects to {target!r}, which is not an http(s) URL")
-                        if target in seen:
-                            raise FetchError(f"{url!r} redirects in a loop (back to {target!r})")
-                        current = target
-                        continue
-                    _check_status(response, current)
-                    mime, charset = _content_type(response.headers.get("content-type", ""))
-                    if mime and mime not in HTML_TYPES:
-                        raise FetchError(f"{current!r} is {mime}, not an HTML page; give the URL of a web article")
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > options.max_bytes:
-                        raise _too_big(current, options)
-                    body = _read_limited(response, options, deadline, current)
-                    status = response.status_code
-                    if not mime and body.strip() and not _looks_like_html(body):
-                        raise FetchError(f"{current!r} sends no content type and does not look like HTML")
-            except httpx.TimeoutException:
-                raise FetchError(f"{current!r} did not answer within {options.timeout_s:g} s", transient=True) from None
+                with client.stream("GET", current, timeout=_remaining(deadline, current, options)) as response:
+                    location = _redirect_location(response)
+                    if location is None:
+                        return _read_response(url, response, deadline, options)
+            except httpx.TimeoutException as exc:
+                raise _timed_out(current, options) from exc
+            except httpx.DecodingError as exc:
+                raise FetchError(f"{current} sent a body that cannot be decompressed: {exc}") from exc
+            except httpx.InvalidURL as exc:
+                raise FetchError(f"{current} is not a valid URL: {exc}") from exc
             except httpx.TransportError as exc:
-                raise FetchError(f"could not reach {current!r}: {exc or type(exc).__name__}", transient=True) from None
-            return _page(url, current, status, mime or "text/html", charset, body)
-    raise FetchError(f"{url!r} redirects more than {options.max_redirects} times; give the final URL")
+                if _is_tls_error(exc):
+                    raise FetchError(f"TLS handshake with {current} failed: {exc}; check the URL") from exc
+                raise FetchError(f"cannot connect to {current}: {exc or type(exc).__name__}; try again later",
+                                 transient=not isinstance(exc, httpx.UnsupportedProtocol)) from exc
+            _follow(chain, location, options)
 
 
-def _check_status(response: httpx.Response, url: str) -> None:
-    code = response.status_code
-    if code < 400:
-        return
-    reason = response.reason_phrase or ""
-    if code == 429 or code >= 500:
-        raise FetchError(f"{url!r} answered {code} {reason}; try again later", transient=True)
-    hint = "check the URL" if code in (404, 410) else "the site refuses this request"
-    raise FetchError(f"{url!r} answered {code} {reason}: {hint}")
+def _remaining(deadline: float, url: str, options: FetchOptions) -> httpx.Timeout:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _timed_out(url, options)
+    return httpx.Timeout(left)
 
 
-def _read_limited(response: httpx.Response, options: FetchOptions, deadline: float, url: str) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    # iter_bytes decodes gzip/deflate, so the limit counts what a bomb would expand to.
+def _timed_out(url: str, options: FetchOptions) -> FetchError:
+    return FetchError(
+        f"timed out after {options.timeout_s:g} s fetching {url}; try again later or raise fetch.timeout_s",
+        transient=True,
+    )
+
+
+def _redirect_location(response: httpx.Response) -> str | None:
+    if response.status_code not in _REDIRECT_STATUSES:
+        return None
+    location = response.headers.get("location", "").strip()
+    if not location:
+        raise FetchError(f"{response.url} answered {response.status_code} without saying where to go")
+    return str(response.url.join(location))
+
+
+def _follow(chain: list[str], location: str, options: FetchOptions) -> None:
+    scheme = urlsplit(location).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FetchError(f"{chain[-1]} redirects to {location}; only http:// and https:// redirects are followed")
+    if location in chain:
+        raise FetchError(f"redirect loop: {' -> '.join([*chain, location])}; check the URL")
+    if len(chain) > options.max_redirects:
+        raise FetchError(
+            f"{chain[0]} redirects more than {options.max_redirects} times (fetch.max_redirects); "
+            "give the final URL or raise fetch.max_redirects"
+        )
+    chain.append(location)
+
+
+def _read_response(url: str, response: httpx.Response, deadline: float, options: FetchOptions) -> Page:
+    final = str(response.url)
+    status = response.status_code
+    if not 200 <= status < 300:
+        raise _status_error(final, status, response.reason_phrase)
+    mime, charset = _parse_content_type(response.headers.get("content-type", ""))
+    if mime and mime not in HTML_TYPES:
+        raise FetchError(f"{final} is {mime}, not an HTML page; give the URL of a web page")
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > options.max_bytes:
+        raise _too_big(final, options)
+    body = bytearray()
+    # iter_bytes decompresses; counting what it yields stops a gzip bomb at the limit.
     for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > options.max_bytes:
-            raise _too_big(url, options)
+        body += chunk
+        if len(body) > options.max_bytes:
+            raise _too_big(final, options)
         if time.monotonic() > deadline:
-            raise FetchError(f"{url!r} took longer than {options.timeout_s:g} s to send the page", transient=True)
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise _timed_out(final, options)
+    return _make_page(url, final, status, mime or None, charset, bytes(body))
+
+
+def _status_error(url: str, status: int, reason: str) -> FetchError:
+    reason = reason or _reason(status)
+    if _transient_status(status):
+        return FetchError(f"{status} {reason} from {url}; the server is busy or failing, try again later",
+                          transient=True)
+    if status in (401, 403, 451):
+        hint = "the site refuses pagereel; save the page from a browser and pass the file instead"
+    elif status in (404, 410):
+        hint = "check the URL"
+    else:
+        hint = "the server refused the request; check the URL"
+    return FetchError(f"{status} {reason}: {hint} ({url})")
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unexpected status"
+
+
+def _transient_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _parse_content_type(header: str) -> tuple[str, str | None]:
+    mime = header.split(";", 1)[0].strip().lower()
+    match = _HEADER_CHARSET.search(header)
+    return mime, match.group(1) if match else None
 
 
 def _too_big(url: str, options: FetchOptions) -> FetchError:
     return FetchError(
-        f"{url!r} is larger than {options.max_bytes} bytes; raise fetch.max_bytes (PAGEREEL_FETCH__MAX_BYTES) "
-        "if the page is really an article"
+        f"{url} is larger than {options.max_bytes:,} bytes; raise fetch.max_bytes to accept bigger pages"
     )
 
 
-def _resolve(host: str, url: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchError(f"the host of {url!r} cannot be resolved ({exc}); check the URL", transient=False) from None
-    return [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+# --------------------------------------------------------------------------- local files
 
 
-def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        mapped = address.ipv4_mapped or address.sixtofour
-        if mapped is not None:
-            return _is_public(mapped)
-        if address.teredo:
-            return False
-    return address.is_global and not (address.is_multicast or address.is_reserved or address.is_unspecified)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _fetch_file(url: str, options: FetchOptions) -> Page:
+def _read_local(url: str, target: str, options: FetchOptions) -> Page:
     if not options.allow_local_files:
-        raise FetchError(f"{url!r} is a local file, and fetch.allow_local_files is off")
-    parts = urlsplit(url)
-    path = Path(unquote(parts.path)) if parts.scheme.lower() == "file" else Path(url)
-    path = path.expanduser()
+        raise FetchError(
+            f"reading local files is turned off ({target}); set fetch.allow_local_files = true "
+            "(or PAGEREEL_FETCH__ALLOW_LOCAL_FILES=1) or give an http(s) URL"
+        )
+    path = _local_path(target)
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise FetchError(f"{str(path)!r} is not a file")
-        if size > options.max_bytes:
+        if path.stat().st_size > options.max_bytes:
             raise _too_big(str(path), options)
-        body = path.read_bytes()
-    except FileNotFoundError:
-        raise FetchError(f"{str(path)!r} does not exist; check the path") from None
-    except PermissionError:
-        raise FetchError(f"{str(path)!r} cannot be read (permission denied)") from None
-    if path.suffix.lower() not in (".html", ".htm", ".xhtml", "") and not _looks_like_html(body):
-        raise FetchError(f"{str(path)!r} is not an HTML file; give a saved web page")
-    return _page(url, path.resolve().as_uri(), 200, "text/html", None, body)
+        with path.open("rb") as handle:
+            data = handle.read(options.max_bytes + 1)
+    except FileNotFoundError as exc:
+        raise FetchError(f"no such file: {path}; for a web page give the full URL with https://") from exc
+    except OSError as exc:
+        raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > options.max_bytes:
+        raise _too_big(str(path), options)
+    guessed = mimetypes.guess_type(path.name)[0]
+    mime = guessed if guessed in HTML_TYPES else None
+    if mime is None and data.strip() and not _looks_like_html(data):
+        raise FetchError(f"{path} is {guessed or 'not recognised'}, not an HTML page; give a saved web page")
+    return _make_page(url, path.resolve().as_uri(), 200, mime, None, data)
 
 
-# --------------------------------------------------------------------------- decoding
+def _local_path(target: str) -> Path:
+    parts = urlsplit(target)
+    if parts.scheme.lower() != "file":
+        return Path(target).expanduser()
+    if parts.netloc not in ("", "localhost"):
+        raise FetchError(f"{target} names another machine; file:// URLs must name a local file")
+    return Path(url2pathname(parts.path))
 
 
-def _page(url: str, final_url: str, status: int, mime: str, charset: str | None, body: bytes) -> Page:
-    if not body.strip():
-        raise FetchError(f"{final_url!r} returned an empty page; there is nothing to narrate")
-    head = body[:4096]
-    if _is_binary(head):
-        raise FetchError(f"{final_url!r} says it is HTML but sends binary data")
-    html, encoding = _decode(body, charset)
-    return Page(url=url, final_url=final_url, status=status, content_type=mime, encoding=encoding, html=html)
+# --------------------------------------------------------------------------- bytes to text
 
 
-def _content_type(header: str) -> tuple[str, str | None]:
-    mime, _, params = header.partition(";")
-    charset = None
-    for param in params.split(";"):
-        key, _, value = param.partition("=")
-        if key.strip().lower() == "charset":
-            charset = value.strip().strip("\"'") or None
-    return mime.strip().lower(), charset
+def _make_page(url: str, final: str, status: int, mime: str | None, charset: str | None, data: bytes) -> Page:
+    if not data.strip():
+        raise FetchError(f"the page is empty: {final} has no content")
+    if mime is None:
+        if not _looks_like_html(data):
+            raise FetchError(f"{final} has no content type and does not look like HTML; give a web page")
+        mime = "text/html"
+    if _looks_binary(data, charset):
+        raise FetchError(f"{final} is binary data, not an HTML page, although it claims to be {mime}")
+    html, encoding = decode_html(data, charset)
+    return Page(url=url, final_url=final, status=status, content_type=mime, encoding=encoding, html=html)
 
 
-def _known(charset: str | None) -> str | None:
-    if not charset:
+def decode_html(data: bytes, header_charset: str | None = None) -> tuple[str, str]:
+    """Decode an HTML body: header charset, BOM, <meta> charset, UTF-8, then a guess; returns (text, codec)."""
+    # A byte-order mark is unambiguous, so it wins over the header, as in browsers.
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, "replace").lstrip("\ufeff"), codec
+    for name, from_meta in ((header_charset, False), (_meta_charset(data), True)):
+        codec = _codec(name, from_meta=from_meta)
+        if codec:
+            return data.decode(codec, "replace"), codec
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    codec = _guess_codec(data)
+    return data.decode(codec, "replace"), codec
+
+
+def _meta_charset(data: bytes) -> str | None:
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
+def _codec(name: str | None, *, from_meta: bool) -> str | None:
+    if not name:
         return None
     try:
-        return codecs.lookup(charset).name
+        codec = codecs.lookup(name).name
     except LookupError:
-        return None
+        return None  # an unknown label: fall through to the next clue
+    # A <meta> read as ASCII cannot truly announce UTF-16/32; HTML says to take UTF-8 then.
+    if from_meta and codec.startswith(("utf-16", "utf-32")):
+        return "utf-8"
+    return _BROWSER_ALIASES.get(codec, codec)
 
 
-def _decode(body: bytes, declared: str | None) -> tuple[str, str]:
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(name, errors="replace"), name
-    candidates = [_known(declared)]
-    match = _META_CHARSET.search(body[:4096])
-    candidates.append(_known(match.group(1).decode("ascii", "ignore")) if match else None)
-    candidates.append("utf-8")
-    for name in candidates:
-        if name:
-            try:
-                return body.decode(name), name
-            except UnicodeDecodeError:
-                continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(body[:200_000]).best()
-    name = best.encoding if best else "cp1252"
-    return body.decode(name, errors="replace"), name
+def _guess_codec(data: bytes) -> str:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # trafilatura brings it; without it replacement characters beat failing
+        return "utf-8"
+    best = from_bytes(data).best()
+    codec = _codec(best.encoding, from_meta=False) if best else None
+    return codec or "utf-8"
 
 
-_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+def _looks_like_html(data: bytes) -> bool:
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def _is_binary(head: bytes) -> bool:
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return False
-    # Markup is text: more than 1% control bytes means an image, archive or executable.
-    return len(head) - len(head.translate(None, _CONTROL)) > len(head) // 100
-
-
-def _looks_like_html(body: bytes) -> bool:
-    head = body[:2048].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")) or b"<html" in head
+def _looks_binary(data: bytes, charset: str | None) -> bool:
+    wide = (_codec(charset, from_meta=False) or "").startswith(("utf-16", "utf-32"))
+    if wide or data.startswith(tuple(bom for bom, _ in _BOMS)):
+        return False  # UTF-16/32 text is full of NUL bytes
+    sample = data[:8192]
+    # Markup is text: more than 1% NUL or other control bytes means an image, archive or program.
+    return len(sample) - len(sample.translate(None, _CONTROL_BYTES)) > max(1, len(sample) // 100)

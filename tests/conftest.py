@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import html
 import os
+import socketserver
+import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +23,48 @@ from tasks.models import FetchOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES_DIR = ROOT.parent / "shared" / "samples" / "pages"
-SAMPLE_PAGES = sorted(p.name for p in PAGES_DIR.glob("*.html"))
+SAMPLE_PAGES: list[str] = sorted(p.name for p in PAGES_DIR.glob("*.html"))
+#: The sample page that redirects and flaky routes end on.
+ARTICLE_PAGE = "nationalgeographic.co.uk.goats.html"
+#: Longest a deliberately slow route keeps a connection open, should a client never hang up.
+SLOW_ROUTE_LIMIT_S = 30.0
+
+_LATIN1_PAGE = (
+    "<html><head><meta http-equiv='Content-Type' content='text/html; charset=iso-8859-1'>"
+    "<title>Caf\u00e9 cr\u00e8me</title></head><body><p>Cr\u00e8me br\u00fbl\u00e9e \u00e0 la carte, "
+    "fa\u00e7ade na\u00efve, d\u00e9j\u00e0 vu.</p></body></html>"
+)
+_CYRILLIC_PAGE = (
+    "<html><head><title>\u041d\u043e\u0432\u043e\u0441\u0442\u0438</title></head><body><p>"
+    "\u0421\u044a\u0435\u0448\u044c \u0436\u0435 \u0435\u0449\u0451 \u044d\u0442\u0438\u0445 "
+    "\u043c\u044f\u0433\u043a\u0438\u0445 \u0444\u0440\u0430\u043d\u0446\u0443\u0437\u0441\u043a\u0438\u0445 "
+    "\u0431\u0443\u043b\u043e\u043a, \u0434\u0430 \u0432\u044b\u043f\u0435\u0439 \u0447\u0430\u044e. "
+    "\u041c\u043e\u0441\u043a\u0432\u0430 \u2014 \u0441\u0442\u043e\u043b\u0438\u0446\u0430 "
+    "\u0420\u043e\u0441\u0441\u0438\u0438.</p></body></html>"
+)
+# /charset/<variant>: (body bytes, Content-Type header).
+_CHARSET_VARIANTS: dict[str, tuple[bytes, str]] = {
+    "latin1": (_LATIN1_PAGE.encode("latin-1"), "text/html"),  # charset only in the <meta>
+    "cp1252-quotes": (_LATIN1_PAGE.replace("d\u00e9j\u00e0 vu", "\u201cd\u00e9j\u00e0 vu\u201d").encode("cp1252"),
+                      "text/html; charset=ISO-8859-1"),  # browsers read latin-1 as windows-1252
+    "header": (_CYRILLIC_PAGE.encode("cp1251"), "text/html; charset=windows-1251"),
+    "utf16-bom": (_CYRILLIC_PAGE.encode("utf-16"), "text/html"),
+    "unknown": (_CYRILLIC_PAGE.encode("utf-8"), 'text/html; charset="x-no-such-charset"'),
+    "undeclared": (_CYRILLIC_PAGE.encode("cp1251"), "text/html"),
+}
+
+
+@functools.cache
+def _page_of(size: int) -> bytes:
+    """An HTML page of exactly ``size`` bytes (at least the markup around it)."""
+    head, tail = b"<!doctype html><html><body><p>", b"</p></body></html>"
+    return head + b"a" * max(0, size - len(head) - len(tail)) + tail
+
+
+@functools.cache
+def _gzip_bomb() -> bytes:
+    """About 50 KB that inflates to 50 MB of HTML."""
+    return gzip.compress(_page_of(50_000_000), compresslevel=9)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,116 +85,148 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - silence per-request logging
-        pass
-
-    def _send(self, code: int, body: bytes, ctype: str = "text/html; charset=utf-8", *, length: bool = True,
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        if length:
-            self.send_header("Content-Length", str(len(body)))
-        else:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        if not length:
-            self.close_connection = True
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass  # tests read results, not access logs
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         parts = urlsplit(self.path)
-        path, query = parts.path, {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        self.server.hits[path] += 1
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        with self.server.lock:
+            self.server.hits[parts.path] += 1
         try:
-            self._route(path, query)
+            self._route(parts.path, query)
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            self.close_connection = True  # the client stopped reading: the point of several tests
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, code: int, body: bytes, ctype: str | None = "text/html; charset=utf-8", *,
+              length: bool = True, headers: dict[str, str] | None = None) -> None:
+        """Answer once and close; without ``length`` the body goes out chunked."""
+        self.send_response(code)
+        if ctype is not None:
+            self.send_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Connection", "close")
+        if length:
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for i in range(0, len(body), 65536):
+            self._chunk(body[i : i + 65536])
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def _slow(self, every_s: float, drip: bytes | None) -> None:
+        """Send headers, then wait (or drip bytes) until the client leaves or the server stops."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Connection", "close")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._chunk(b"<html><body>")
+        ends = time.monotonic() + SLOW_ROUTE_LIMIT_S
+        while not self.server.stop.wait(every_s) and time.monotonic() < ends:
+            if drip:
+                self._chunk(drip)
+
+    def _redirect(self, location: str, code: int = 302) -> None:
+        self._send(code, b"", headers={"Location": location})
+
+    # ------------------------------------------------------------------ routes
 
     def _route(self, path: str, q: dict[str, str]) -> None:
-        article = (PAGES_DIR / "nationalgeographic.co.uk.goats.html").read_bytes()
         if path.startswith("/pages/"):
-            f = PAGES_DIR / path.removeprefix("/pages/")
-            if f.is_file() and f.parent == PAGES_DIR:
-                return self._send(200, f.read_bytes())
-            return self._send(404, b"<html><body>not found</body></html>")
+            name = path.removeprefix("/pages/")
+            if name in SAMPLE_PAGES:
+                # No charset in the header: the fetcher has to find it in the page, as on many sites.
+                return self._send(200, (PAGES_DIR / name).read_bytes(), "text/html")
+            return self._send(404, b"<html><body>no such page</body></html>")
         if path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[-1])
-            return self._send(code, f"<html><body>status {code}</body></html>".encode())
+            return self._send(code, f"<html><body><h1>status {code}</h1></body></html>".encode())
         if path == "/pdf":
-            return self._send(200, b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n", "application/pdf")
+            return self._send(200, b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+                              "application/pdf")
         if path == "/empty":
             return self._send(200, b"")
         if path == "/blank":
             return self._send(200, b"<html><head><title>x</title></head><body><nav>Home</nav></body></html>")
         if path == "/big":
-            n = int(q.get("bytes", "1000000"))
-            body = b"<html><body><p>" + b"a" * n + b"</p></body></html>"
+            body = _page_of(int(q.get("bytes", "1000000")))
             return self._send(200, body, length=q.get("length", "1") == "1")
+        if path == "/gzip":
+            body = gzip.compress(_page_of(int(q.get("bytes", "10000"))))
+            return self._send(200, body, headers={"Content-Encoding": "gzip"}, length=q.get("length", "1") == "1")
         if path == "/gzip-bomb":
-            body = gzip.compress(b"<html><body>" + b" " * 50_000_000 + b"</body></html>", compresslevel=9)
-            return self._send(200, body, headers={"Content-Encoding": "gzip"})
+            return self._send(200, _gzip_bomb(), headers={"Content-Encoding": "gzip"})
         if path == "/hang":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            self.wfile.write(b"<html>")
-            self.wfile.flush()
-            self.server.stop.wait(30)
-            return None
+            return self._slow(0.05, None)
         if path == "/drip":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            for _ in range(60):
-                if self.server.stop.wait(0.3):
-                    break
-                self.wfile.write(b"a")
-                self.wfile.flush()
-            return None
+            return self._slow(float(q.get("every", "0.1")), b"<p>a</p>")
         if path.startswith("/redirect/"):
             n = int(path.rsplit("/", 1)[-1])
-            target = f"/redirect/{n - 1}" if n > 1 else "/pages/nationalgeographic.co.uk.goats.html"
-            return self._send(302, b"", headers={"Location": target})
+            if n <= 1:
+                return self._redirect(f"/pages/{ARTICLE_PAGE}")
+            # Alternate relative and absolute locations, as real sites mix both.
+            return self._redirect(f"{n - 1}" if n % 2 else f"{self._base()}/redirect/{n - 1}")
         if path == "/redirect-loop":
-            return self._send(302, b"", headers={"Location": "/redirect-loop-b"})
+            return self._redirect("/redirect-loop-b")
         if path == "/redirect-loop-b":
-            return self._send(302, b"", headers={"Location": "/redirect-loop"})
+            return self._redirect("/redirect-loop", 301)
         if path == "/redirect-private":
-            return self._send(302, b"", headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+            return self._redirect("http://169.254.169.254/latest/meta-data/")
+        if path == "/redirect-to":
+            return self._redirect(q["location"], int(q.get("status", "302")))
         if path.startswith("/flaky/"):
-            fails = int(q.get("fail", "2"))
-            if self.server.hits[path] <= fails:
-                return self._send(int(q.get("status", "503")), b"<html><body>busy</body></html>")
-            return self._send(200, article)
-        if path == "/charset/latin1":
-            body = ("<html><head><meta charset='iso-8859-1'><title>Caf\u00e9</title></head><body><p>"
-                    "Cr\u00e8me br\u00fbl\u00e9e \u00e0 la carte.</p></body></html>").encode("latin-1")
-            return self._send(200, body, "text/html")
+            if self.server.hits[path] <= int(q.get("fail", "2")):
+                return self._send(int(q.get("status", "503")), b"<html><body>busy, try later</body></html>")
+            return self._send(200, (PAGES_DIR / ARTICLE_PAGE).read_bytes())
+        if path.startswith("/charset/"):
+            variant = _CHARSET_VARIANTS.get(path.removeprefix("/charset/"))
+            if variant:
+                return self._send(200, variant[0], variant[1])
         if path == "/nul":
-            return self._send(200, bytes(range(256)) * 64, "text/html")
+            return self._send(200, b"<html>" + bytes(range(256)) * 64, "text/html")
         if path == "/no-type":
-            return self._send(200, b"\x89PNG\r\n\x1a\n" + b"\x01" * 100, "")
+            return self._send(200, b"\x89PNG\r\n\x1a\n" + b"\x01" * 100, None)
+        if path == "/sniff":
+            return self._send(200, _page_of(2000), None)
+        if path == "/headers":
+            agent = html.escape(self.headers.get("User-Agent", ""))
+            return self._send(200, f"<html><body><p id='ua'>{agent}</p></body></html>".encode())
         return self._send(404, b"<html><body>no such route</body></html>")
+
+    def _base(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    daemon_threads = True  # a handler still sleeping never blocks shutdown
     allow_reuse_address = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.hits: Counter[str] = Counter()
+        self.lock = threading.Lock()
         self.stop = threading.Event()
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn, a reverse DNS lookup that may leave the machine.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
     def handle_error(self, request: object, client_address: object) -> None:
-        pass  # clients that hang up early (size limits, timeouts) are the point of several tests
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return  # clients that hang up early (size limits, timeouts) are the point of several tests
+        super().handle_error(request, client_address)  # a bug in a route: show it
 
 
 @dataclass
@@ -160,16 +237,19 @@ class HttpServer:
     server: _Server
 
     def url(self, path: str) -> str:
-        return self.base_url + path
+        return self.base_url + "/" + path.lstrip("/")
 
     def hits(self, path: str) -> int:
-        return self.server.hits[path]
+        """How many requests ``path`` (without its query) has had."""
+        with self.server.lock:
+            return self.server.hits[path]
 
 
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[HttpServer]:
     server = _Server()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name="test-http-server", daemon=True)
     thread.start()
     host, port = server.server_address[:2]
     try:
@@ -179,7 +259,6 @@ def http_server() -> Iterator[HttpServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -187,6 +266,11 @@ def fetch_options() -> FetchOptions:
     return FetchOptions(allow_private_hosts=True, timeout_s=2, retry_base_s=0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pages_dir() -> Path:
     return PAGES_DIR
+
+
+@pytest.fixture(scope="session")
+def sample_pages() -> list[str]:
+    return list(SAMPLE_PAGES)

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT, SAMPLE_PAGES
 from flows.video_flow import app, video_flow
 from tasks.extract import extract_article
 from tasks.fetch import fetch_page
 from tasks.models import FetchOptions, Storyboard, WorkflowState
 
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_PAGES = sorted(p.name for p in (ROOT.parent / "shared" / "samples" / "pages").glob("*.html"))
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
 _BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]? ")
 
