@@ -204,6 +204,26 @@ class Segment(BaseModel):
     fps: int
 
 
+class SceneTiming(BaseModel):
+    """Where a scene sits in the finished video."""
+
+    id: str
+    start_s: float
+    end_s: float
+
+
+class VideoResult(BaseModel):
+    """What assembling wrote: the finished files and where each scene sits in the video."""
+
+    video_path: str
+    srt_path: str
+    vtt_path: str
+    thumbnail_path: str
+    duration_s: float
+    frames: int
+    scenes: list[SceneTiming]
+
+
 # --------------------------------------------------------------------------- run state
 
 
@@ -217,14 +237,6 @@ class WorkflowMetrics(BaseModel):
     peak_rss_mb: float = 0.0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
-
-
-class SceneTiming(BaseModel):
-    """Where a scene sits in the finished video."""
-
-    id: str
-    start_s: float
-    end_s: float
 
 
 class WorkflowState(BaseModel):
