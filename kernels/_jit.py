@@ -1,18 +1,21 @@
 """The one place that says how kernels are compiled, and what happens when they cannot be.
 
 Every kernel is ``@jit()`` over a private function, with a NumPy reference beside it. If Numba
-is missing, disabled (``NUMBA_DISABLE_JIT=1``) or fails to compile a kernel, the reference runs
-instead and one warning is logged per kernel.
+is missing or disabled (``NUMBA_DISABLE_JIT=1``) the decorated functions run as plain Python; if
+Numba fails to compile a kernel, ``call_with_fallback`` runs the reference and logs one warning
+per kernel.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger("pagereel.kernels")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: One switch for fast-math across all kernels: results must match the references, so it is off.
 FASTMATH = False
@@ -20,7 +23,7 @@ FASTMATH = False
 try:
     import numba
     from numba import prange
-    from numba.core.errors import NumbaError
+    from numba.core.errors import NumbaError  # base of TypingError, LoweringError, ...
 
     NUMBA_AVAILABLE = True
 except ImportError:  # pragma: no cover - numba is a dependency; this guards broken installs
@@ -32,13 +35,18 @@ except ImportError:  # pragma: no cover - numba is a dependency; this guards bro
         """Stands in for numba's error type when numba is absent."""
 
 
-_warned: set[str] = set()
+_fallen_back: set[str] = set()
+_state_lock = threading.Lock()
+# Numba's "workqueue" threading layer (the one left when neither TBB nor OpenMP loads) aborts the
+# process if two threads launch parallel kernels at once, so such launches are serialized.
+_parallel_launch_lock = threading.Lock()
+_parallel_layer_threadsafe: bool | None = None
 
 
-def jit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``numba.njit(cache=True, nogil=True, ...)``, or the plain function when numba is unavailable."""
+def jit(*, parallel: bool = False) -> Callable[[F], F]:
+    """``numba.njit(cache=True, nogil=True, fastmath=FASTMATH, parallel=...)``, or the function itself without numba."""
 
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(fn: F) -> F:
         if not NUMBA_AVAILABLE:
             return fn
         return numba.njit(cache=True, nogil=True, parallel=parallel, fastmath=FASTMATH)(fn)
@@ -47,19 +55,73 @@ def jit(*, parallel: bool = False) -> Callable[[Callable[..., Any]], Callable[..
 
 
 def kernel_backend() -> str:
-    """"numba" when kernels are compiled, "numpy" when the references run."""
-    if not NUMBA_AVAILABLE or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+    """``"numba"`` when kernels are compiled, ``"numpy"`` when they run as Python/NumPy."""
+    if not NUMBA_AVAILABLE or numba.config.DISABLE_JIT:
         return "numpy"
-    return "numba" if not _warned else "numba+numpy"
+    return "numba"
+
+
+def kernels_on_fallback() -> tuple[str, ...]:
+    """Names of the kernels that failed to compile and now run their NumPy reference."""
+    with _state_lock:
+        return tuple(sorted(_fallen_back))
+
+
+def _is_parallel(fn: Any) -> bool:
+    targetoptions = getattr(fn, "targetoptions", None)
+    return isinstance(targetoptions, dict) and bool(targetoptions.get("parallel"))
+
+
+def _parallel_threadsafe() -> bool:
+    """Whether the threading layer Numba uses tolerates concurrent launches (TBB or OpenMP do)."""
+    global _parallel_layer_threadsafe
+    if _parallel_layer_threadsafe is None:
+        try:
+            layers = [numba.threading_layer()]  # known once a parallel kernel has run
+        except ValueError:
+            chosen = str(numba.config.THREADING_LAYER).lower()
+            layers = {
+                "default": list(numba.config.THREADING_LAYER_PRIORITY),
+                "safe": ["tbb"],
+                "threadsafe": ["tbb", "omp"],
+                "forksafe": ["tbb", "workqueue"],
+            }.get(chosen, [chosen])
+        _parallel_layer_threadsafe = _first_loadable_is_threadsafe(layers)
+    return _parallel_layer_threadsafe
+
+
+def _first_loadable_is_threadsafe(layers: list[str]) -> bool:
+    # Mirrors numba's own choice: the first layer whose library loads wins; workqueue always loads.
+    for layer in layers:
+        if layer == "workqueue":
+            return False
+        try:
+            __import__(f"numba.np.ufunc.{layer}pool")
+        except Exception:  # libtbb / libgomp missing: numba moves on to the next layer
+            continue
+        return True
+    return False
 
 
 def call_with_fallback(jitted: Callable[..., Any], reference: Callable[..., Any], *args: Any, name: str) -> Any:
-    """Run the compiled kernel; if Numba cannot compile it, warn once and run the NumPy reference."""
-    if name in _warned:
+    """Run the compiled kernel; if Numba cannot compile it, warn once per ``name`` and run the reference."""
+    if name in _fallen_back:
         return reference(*args)
     try:
+        if _is_parallel(jitted) and not _parallel_threadsafe():
+            with _parallel_launch_lock:
+                return jitted(*args)
         return jitted(*args)
     except NumbaError as exc:
-        _warned.add(name)
-        log.warning("kernel %s could not be compiled (%s); using the NumPy reference", name, type(exc).__name__)
+        with _state_lock:
+            first = name not in _fallen_back
+            _fallen_back.add(name)
+        if first:
+            summary = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            log.warning(
+                "kernel %r could not be compiled by Numba (%s: %s); using the NumPy reference instead",
+                name,
+                type(exc).__name__,
+                summary,
+            )
         return reference(*args)
