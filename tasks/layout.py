@@ -139,7 +139,7 @@ def text_panel(
             draw.text((x + 2, y + 2), line, font=f, fill=(0, 0, 0, 180))
         draw.text((x, y), line, font=f, fill=(*fg, 255))
         y += line_h + spacing
-    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+    return np.array(img, dtype=np.uint8, order="C")
 
 
 def gradient(width: int, height: int, palette: Palette) -> np.ndarray:
