@@ -109,8 +109,8 @@ def _mouth(draw: ImageDraw.ImageDraw, cx: float, cy: float, width: float, openne
     h = 4 + openness * width * 0.55
     draw.ellipse((cx - width / 2, cy - h / 2, cx + width / 2, cy + h / 2), fill=(70, 20, 30, 255), outline=lip,
                  width=max(2, int(width * 0.08)))
-    if openness > 0.25:  # teeth show once the mouth is open
-        top = cy - h / 2
+    top = cy - h / 2
+    if openness > 0.25 and h * 0.22 > 3:  # teeth show once the mouth is open wide enough to see them
         draw.rectangle((cx - width * 0.3, top + 2, cx + width * 0.3, top + h * 0.22), fill=(250, 250, 245))
 
 
