@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m flows.video_flow examples/article.html --workflow-id demo --dry-run
+	$(PY) -m flows.video_flow examples/article.html --workflow-id demo --avatar ada
 
 test: setup
 	$(PY) -m pytest

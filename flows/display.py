@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from flows.runtime import PROGRESS
 from tasks.models import WorkflowState
 
 
@@ -31,3 +36,26 @@ def print_storyboard(state: WorkflowState, console: Console | None = None) -> No
     )
     if state.video_path:
         console.print(f"Video: {state.video_path}")
+
+
+@contextmanager
+def scene_progress(enabled: bool = True) -> Iterator[None]:
+    """Show a progress bar of rendered scenes on stderr while the block runs."""
+    if not enabled:
+        yield
+        return
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(f"{stage} scenes", total=total)
+        bar.update(tasks[stage], completed=done)
+
+    PROGRESS.listener = update
+    try:
+        with bar:
+            yield
+    finally:
+        PROGRESS.listener = None

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect.filesystems import LocalFileSystem
@@ -32,6 +33,27 @@ def result_storage(settings: Settings) -> LocalFileSystem | None:
     return _local_storage(str(path))
 
 
+def active_runner_name() -> str:
+    """Which task runner the current flow run really uses: thread, process, dask or ray."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    name = type(ctx.task_runner).__name__ if ctx and ctx.task_runner else "ThreadPoolTaskRunner"
+    for kind in ("thread", "process", "dask", "ray"):
+        if name.lower().startswith(kind):
+            return kind
+    return name
+
+
+class _Progress:
+    """Where per-scene progress goes: the CLI plugs a progress bar in; flows only report."""
+
+    listener: Callable[[str, int, int], None] | None = None
+
+
+PROGRESS = _Progress()
+
+
 class RunRecorder:
     """Runs tasks for a flow and keeps what they cost: seconds per stage, cache hits and misses."""
 
@@ -40,17 +62,44 @@ class RunRecorder:
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
-    def run(self, stage: str, task: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call ``task`` and return its result, raising its exception if it failed."""
+    def run(self, stage: str, task: Any, *args: Any, cached: bool = True, **kwargs: Any) -> Any:
+        """Call ``task`` and return its result, raising its exception if it failed.
+
+        ``cached=False`` marks a task that never uses the cache (it writes files): it is timed
+        but not counted as a cache miss.
+        """
         t0 = time.perf_counter()
         state = task(*args, return_state=True, **kwargs)
-        self._count(stage, state, time.perf_counter() - t0)
+        self._count(stage, state if cached else None, time.perf_counter() - t0)
         return state.result()
+
+    def gather(self, stage: str, futures: list[Any], *, progress: bool = False, tolerate: bool = False) -> list[Any]:
+        """Wait for submitted tasks in order and return their results, raising the first failure.
+
+        With ``tolerate``, a failed task gives None and one warning instead (a missing picture must
+        not cost the whole video).
+        """
+        t0 = time.perf_counter()
+        results = []
+        for n, future in enumerate(futures, start=1):
+            future.wait()
+            state = future.state
+            self._count(stage, state, 0.0)
+            if tolerate and state.is_failed():
+                log.warning("%s failed and is left out: %s", stage, state.message)
+                results.append(None)
+            else:
+                results.append(state.result())
+            if progress and PROGRESS.listener is not None:
+                PROGRESS.listener(stage, n, len(futures))
+        m = self.metrics
+        m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0, 4)
+        return results
 
     def _count(self, stage: str, state: Any, seconds: float) -> None:
         m = self.metrics
         m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
-        if state.is_completed():
+        if state is not None and state.is_completed():
             if state.name == "Cached":
                 m.cache_hits += 1
             else:
@@ -64,9 +113,10 @@ class RunRecorder:
         return m
 
     def optimizations(self, settings: Settings) -> list[str]:
-        from kernels._jit import kernel_backend
+        from kernels._jit import kernel_backend, kernels_on_fallback
 
-        used = [f"runner:{settings.runner.kind}", f"kernels:{kernel_backend()}"]
+        used = [f"runner:{active_runner_name()}", f"kernels:{kernel_backend()}"]
+        used += [f"fallback:{name}" for name in kernels_on_fallback()]
         if settings.cache.enabled:
             used.append("cache:local")
         return used

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,13 +11,45 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
+from flows.display import print_storyboard, scene_progress
+from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
 from flows.settings import Settings, load_settings
+from tasks.avatar import check_avatar
 from tasks.edits import load_edits_file, parse_edits
-from tasks.errors import PagereelError
+from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, workflow_id_for
-from tasks.models import Storyboard, WorkflowState
-from tasks.stages import apply_edits_task, extract_article_task, fetch_page_task, suggest_storyboard_task
+from tasks.models import Storyboard, VideoResult, WorkflowState
+from tasks.narrate import resolve_voice
+from tasks.render import SceneContext
+from tasks.stages import (
+    apply_edits_task,
+    extract_article_task,
+    fetch_page_task,
+    render_stage_tasks,
+    suggest_storyboard_task,
+)
+from tasks.timeline import OUTPUT_SAMPLE_RATE
+
+
+def configured_render_tasks(settings: Settings) -> dict[str, Any]:
+    """The rendering tasks with this run's storage options applied."""
+    storage = result_storage(settings)
+    cache = {"result_storage": storage} if storage is not None else {}
+    refresh = {} if settings.cache.enabled else {"refresh_cache": True}
+    tasks = render_stage_tasks()
+    return {
+        "picture": tasks["picture"].with_options(
+            retries=settings.fetch.retries,
+            retry_delay_seconds=[settings.fetch.retry_base_s * 2**i for i in range(settings.fetch.retries)] or 0,
+            cache_expiration=timedelta(seconds=settings.fetch.cache_ttl_s),
+            **cache,
+            **refresh,
+        ),
+        "narrate": tasks["narrate"].with_options(**cache, **refresh),
+        "render": tasks["render"].with_options(**cache, **refresh),
+        "assemble": tasks["assemble"],
+    }
 
 
 def _configured_tasks(settings: Settings) -> dict[str, Any]:
@@ -84,15 +117,100 @@ def video_flow(
             "duration_s": round(storyboard.duration_hint_s, 2),
         }
     )
-    if not dry_run:
-        raise PagereelError("rendering is not available in this version yet; run with --dry-run for the storyboard")
+    if dry_run:
+        return _finish(state, "storyboard", recorder, settings)
+
+    video = render_storyboard(storyboard, settings, folder, recorder)
+    state = state.model_copy(
+        update={
+            "video_path": video.video_path,
+            "duration_s": video.duration_s,
+            "scenes": video.scenes,
+        }
+    )
+    state = _finish(state, "completed", recorder, settings)
+    atomic_write(folder / "manifest.json", state.model_dump_json(indent=2))
+    return state
+
+
+def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, recorder: RunRecorder) -> VideoResult:
+    """Narrate and render every scene on the task runner, then assemble the video in ``folder``."""
+    tasks = configured_render_tasks(settings)
+    render = settings.render.model_copy(
+        update={
+            "aspect": storyboard.aspect or settings.render.aspect,
+            "theme": storyboard.theme or settings.render.theme,
+        }
+    )
+    # Everything a user can get wrong is checked before the first frame is drawn.
+    avatar = check_avatar(storyboard.avatar)
+    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang)
+    if render.music and not Path(render.music).expanduser().is_file():
+        raise ConfigurationError(f"music file {render.music!r} does not exist; check render.music")
+    digest = hashlib.sha256(Path(avatar).read_bytes()).hexdigest() if avatar and "/" in avatar else None
+
+    scenes = storyboard.scenes
+    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image)})
+    picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in urls]
+    narrations = [
+        tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
+        for scene in scenes
+    ]
+    # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
+    pictures = dict(zip(urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
+    segments = []
+    for i, scene in enumerate(scenes):
+        before = scenes[i - 1] if i else None
+        context = SceneContext(index=i, total=len(scenes), theme=render.theme,
+                               previous_kind=before.kind if before else None, avatar=avatar, avatar_digest=digest)
+        segments.append(
+            tasks["render"].submit(
+                scene,
+                narrations[i],
+                render,
+                pictures.get(scene.image or ""),
+                pictures.get(before.image or "") if before else None,
+                context,
+            )
+        )
+    done_narrations = recorder.gather("narrate", narrations)
+    done_segments = recorder.gather("render", segments, progress=True)
+    return recorder.run("assemble", tasks["assemble"], storyboard, done_segments, done_narrations, folder,
+                        music=render.music, cached=False)
+
+
+def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: Settings) -> WorkflowState:
     return state.model_copy(
         update={
-            "status": "storyboard",
+            "status": status,
             "metrics": recorder.finish(),
             "optimizations_used": recorder.optimizations(settings),
             "finished_at": datetime.now(UTC),
         }
+    )
+
+
+def run_video(
+    url: str,
+    workflow_id: str | None = None,
+    avatar: str | None = None,
+    user_edits: dict[str, Any] | str | None = None,
+    *,
+    dry_run: bool = False,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> WorkflowState:
+    """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
+    settings = load_settings(config_file, **(overrides or {}))
+    runner, _ = make_task_runner(settings.runner)
+    return video_flow.with_options(task_runner=runner)(
+        url,
+        workflow_id=workflow_id,
+        avatar=avatar,
+        user_edits=user_edits,
+        dry_run=dry_run,
+        config_file=config_file,
+        overrides=overrides,
     )
 
 
@@ -128,22 +246,23 @@ def main(
     try:
         load_settings(config, **overrides)  # fail fast, before any server starts
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
-        state = video_flow(
-            url,
-            workflow_id=workflow_id,
-            avatar=avatar,
-            user_edits=user_edits,
-            dry_run=dry_run,
-            config_file=str(config) if config else None,
-            overrides=overrides or None,
-        )
+        with scene_progress(enabled=not dry_run):
+            state = run_video(
+                url,
+                workflow_id=workflow_id,
+                avatar=avatar,
+                user_edits=user_edits,
+                dry_run=dry_run,
+                config_file=str(config) if config else None,
+                overrides=overrides or None,
+            )
     except PagereelError as exc:
         _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback went to the log above
+        _fail(f"unexpected {type(exc).__name__}: {exc} (this is a bug in pagereel; please report it)")
     if as_json:
         sys.stdout.write(state.model_dump_json(indent=2) + "\n")
     else:
-        from flows.display import print_storyboard
-
         print_storyboard(state)
 
 

@@ -49,9 +49,22 @@ class FetchOptions(_Frozen):
         False, description="Allow loopback, private and link-local addresses (tests and intranets)."
     )
     allow_local_files: bool = Field(True, description="Allow file:// URLs and local paths.")
+    image_hosts: tuple[str, ...] | None = Field(
+        None, description="Only download pictures from these hosts; None allows any (local files always pass)."
+    )
     retries: int = Field(3, ge=0, le=10, description="Retries of transient failures (timeouts, 429, 5xx).")
     retry_base_s: float = Field(1.0, ge=0, le=60, description="First retry delay; doubles each retry, with jitter.")
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a fetched page is reused from the cache.")
+
+
+    def picture_allowed(self, url: str) -> bool:
+        """Whether a scene's picture at ``url`` may be downloaded under these options."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme == "file" or not parts.scheme:
+            return self.allow_local_files
+        return self.image_hosts is None or (parts.hostname or "") in self.image_hosts
 
 
 class StoryboardOptions(_Frozen):
@@ -71,12 +84,14 @@ class RenderOptions(_Frozen):
     aspect: Aspect = Field("16:9", description="Frame shape: 16:9, 9:16 or 1:1.")
     width: int | None = Field(None, ge=16, le=4096, description="Frame width; None takes it from the aspect.")
     height: int | None = Field(None, ge=16, le=4096, description="Frame height; None takes it from the aspect.")
+    resolution: int = Field(720, ge=16, le=2160, description="Short side of the frame in pixels (720 gives 720p).")
     fps: int = Field(30, ge=1, le=120, description="Frames per second.")
     theme: str = Field("midnight", description=f"Colour theme, one of {', '.join(THEMES)}.")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower is better quality).")
     preset: str = Field("veryfast", description="x264 preset.")
     voice: str | None = Field(None, description="espeak-ng voice; None takes the storyboard language.")
     speech_rate_wpm: int = Field(165, ge=80, le=450, description="espeak-ng speaking rate.")
+    music: str | None = Field(None, description="Background music file, ducked under the narration.")
 
     @field_validator("theme")
     @classmethod
@@ -87,10 +102,11 @@ class RenderOptions(_Frozen):
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height), rounded down to even numbers."""
-        w, h = ASPECT_SIZES[self.aspect]
-        w = self.width or w
-        h = self.height or h
+        """(width, height): explicit width/height win, else the aspect at ``resolution``; always even."""
+        base_w, base_h = ASPECT_SIZES[self.aspect]
+        scale = self.resolution / min(base_w, base_h)
+        w = self.width or round(base_w * scale)
+        h = self.height or round(base_h * scale)
         return w - w % 2, h - h % 2
 
 

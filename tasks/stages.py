@@ -96,3 +96,47 @@ apply_edits_task = task(
     cache_policy=INPUTS + ModuleSource(also=("tasks.text",)),
     **_PERSIST,
 )
+
+
+def _render_stage_tasks() -> dict[str, Any]:
+    """Tasks of the rendering half; imported lazily so a dry run never loads the encoder."""
+    from tasks.assemble import assemble_video
+    from tasks.images import fetch_picture_or_none
+    from tasks.narrate import narrate_scene
+    from tasks.render import render_scene
+
+    render_helpers = ("kernels.compositing", "kernels.audio", "tasks.layout", "tasks.avatar", "tasks.timeline",
+                      "tasks.images")
+    return {
+        "picture": task(
+            fetch_picture_or_none,
+            name="fetch_picture",
+            task_run_name="picture {url}",
+            cache_policy=INPUTS + ModuleSource(also=("tasks.fetch",)),
+            retries=3,
+            retry_delay_seconds=[1, 2, 4],
+            retry_jitter_factor=0.5,
+            retry_condition_fn=retry_if_transient,
+            **_PERSIST,
+        ),
+        "narrate": task(
+            narrate_scene,
+            name="narrate_scene",
+            task_run_name="narrate {scene.id}",
+            cache_policy=INPUTS + ModuleSource(),
+            **_PERSIST,
+        ),
+        "render": task(
+            render_scene,
+            name="render_scene",
+            task_run_name="render {scene.id}",
+            cache_policy=INPUTS + ModuleSource(also=render_helpers),
+            retries=1,
+            retry_condition_fn=retry_if_transient,
+            **_PERSIST,
+        ),
+        "assemble": task(assemble_video, name="assemble_video", task_run_name="assemble {storyboard.title}"),
+    }
+
+
+render_stage_tasks = functools.cache(_render_stage_tasks)

@@ -30,5 +30,7 @@ def pagereel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("PAGEREEL_FETCH__TIMEOUT_S", "5")
     monkeypatch.setenv("PAGEREEL_OUT_DIR", str(tmp_path / "out"))
     monkeypatch.setenv("PAGEREEL_CACHE__DIR", str(tmp_path / "cache"))
+    # The sample pages link pictures on the internet; tests never leave the machine.
+    monkeypatch.setenv("PAGEREEL_FETCH__IMAGE_HOSTS", '["127.0.0.1"]')
     monkeypatch.chdir(tmp_path)
     return tmp_path
