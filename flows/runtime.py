@@ -45,6 +45,21 @@ def active_runner_name() -> str:
     return name
 
 
+def _retries_of(state: Any) -> int:
+    """How many times the task run behind ``state`` was retried (0 when unknown)."""
+    task_run_id = getattr(getattr(state, "state_details", None), "task_run_id", None)
+    if task_run_id is None or state.name == "Cached":
+        return 0
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            return max(0, client.read_task_run(task_run_id).run_count - 1)
+    except Exception as exc:  # noqa: BLE001 - a metric must never fail a run
+        log.debug("could not read retries of task run %s: %s", task_run_id, exc)
+        return 0
+
+
 class _Progress:
     """Where per-scene progress goes: the CLI plugs a progress bar in; flows only report."""
 
@@ -104,6 +119,9 @@ class RunRecorder:
                 m.cache_hits += 1
             else:
                 m.cache_misses += 1
+        retries = _retries_of(state)
+        if retries:
+            m.retries[stage] = m.retries.get(stage, 0) + retries
 
     def finish(self) -> WorkflowMetrics:
         m = self.metrics

@@ -72,6 +72,7 @@ def test_transient_failures_are_retried(http_server) -> None:
     state = video_flow(http_server.url("/flaky/twice?fail=2&status=503"), dry_run=True)
     assert state.succeeded
     assert http_server.hits("/flaky/twice") == 3
+    assert state.metrics.retries == {"fetch": 2}
 
 
 def test_permanent_failures_are_not_retried(http_server) -> None:
