@@ -218,6 +218,8 @@ class Segment(BaseModel):
     width: int
     height: int
     fps: int
+    #: A PNG of the frame at 40% of the scene, 640 pixels wide: the video's thumbnail candidate.
+    still: bytes | None = None
 
 
 class SceneTiming(BaseModel):

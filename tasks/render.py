@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernels.audio import rms_envelope
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 FADE_S = 0.4
 CAPTION_FADE_S = 0.5
 AUDIO_FRAME = 1024
+STILL_AT = 0.4
+STILL_WIDTH = 640
 
 
 class SceneContext(BaseModel):
@@ -123,6 +126,8 @@ def render_scene(
             vf.time_base = Fraction(1, fps)
             fade_frames = max(1, round(FADE_S * fps)) if previous is not None else 0
             caption_frames = max(1, round(CAPTION_FADE_S * fps))
+            still_at = int(frames * STILL_AT)
+            still = None
             for k in range(frames):
                 u = k / max(1, frames - 1)
                 backdrop.draw(frame, u)
@@ -139,6 +144,8 @@ def render_scene(
                 progress = int(width * (context.index + u) / max(1, context.total))
                 if progress > 0:
                     alpha_over(frame, bar(progress, bar_h, palette.accent), 0, height - bar_h, 1.0)
+                if k == still_at:
+                    still = _still(frame)
                 rgb_frame_to_av(frame, vf)
                 vf.pts = k
                 out.mux(video.encode(vf))
@@ -147,7 +154,15 @@ def render_scene(
     except av.FFmpegError as exc:
         raise RenderError(f"encoding scene {scene.id!r} failed: {exc}", transient=True) from exc
     return Segment(scene_id=scene.id, mp4=buf.getvalue(), duration_s=frames / fps, frames=frames, width=width,
-                   height=height, fps=fps)
+                   height=height, fps=fps, still=still)
+
+
+def _still(frame: np.ndarray) -> bytes:
+    image = Image.fromarray(frame)
+    height = round(image.height * STILL_WIDTH / image.width)
+    out = io.BytesIO()
+    image.resize((STILL_WIDTH, max(2, height - height % 2)), Image.Resampling.LANCZOS).save(out, "PNG")
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- layers
@@ -213,7 +228,7 @@ def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_r
     video.pix_fmt = "yuv420p"
     video.codec_context.time_base = Fraction(1, options.fps)
     tag_bt709(video.codec_context)
-    audio = out.add_stream("aac", rate=sample_rate, layout="mono")
+    audio = out.add_stream("aac", rate=sample_rate, layout="mono", options={"aac_coder": "fast"})
     return video, audio
 
 

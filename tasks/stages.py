@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import INPUTS, CachePolicy
+from prefect.cache_policies import INPUTS, NO_CACHE, CachePolicy
 from prefect.context import TaskRunContext
 
 from tasks.edits import apply_edits
@@ -135,7 +135,9 @@ def _render_stage_tasks() -> dict[str, Any]:
             retry_condition_fn=retry_if_transient,
             **_PERSIST,
         ),
-        "assemble": task(assemble_video, name="assemble_video", task_run_name="assemble {storyboard.title}"),
+        # Writes files and takes every segment: never cached, and its inputs are never hashed.
+        "assemble": task(assemble_video, name="assemble_video", task_run_name="assemble {storyboard.title}",
+                         cache_policy=NO_CACHE),
     }
 
 
