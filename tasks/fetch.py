@@ -14,8 +14,10 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -24,6 +26,7 @@ import httpx
 from tasks.errors import FetchError, PagereelError
 from tasks.models import FetchOptions, Page
 
+T = TypeVar("T")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 SCHEMES_HINT = "pagereel fetches http:// and https:// URLs, file:// URLs and local paths"
 PRIVATE_HINT = (
@@ -137,6 +140,15 @@ def _non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
 
 
 def _fetch_http(url: str, target: str, options: FetchOptions) -> Page:
+    return guarded_get(target, options, lambda response, deadline: _read_response(url, response, deadline, options))
+
+
+def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Response, float], T]) -> T:
+    """GET ``target`` under the address guard, redirect limit and deadline; ``read`` gets the final response.
+
+    ``read(response, deadline)`` runs while the response streams, so it can enforce its own byte
+    limit and content checks; every transport failure comes out as a :class:`FetchError`.
+    """
     deadline = time.monotonic() + options.timeout_s
     chain = [target]
     headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
@@ -149,7 +161,7 @@ def _fetch_http(url: str, target: str, options: FetchOptions) -> Page:
                 with client.stream("GET", current, timeout=_remaining(deadline, current, options)) as response:
                     location = _redirect_location(response)
                     if location is None:
-                        return _read_response(url, response, deadline, options)
+                        return read(response, deadline)
             except httpx.TimeoutException as exc:
                 raise _timed_out(current, options) from exc
             except httpx.DecodingError as exc:

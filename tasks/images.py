@@ -21,15 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ConfigurationError, FetchError
 from tasks.fetch import (
-    _follow,
-    _is_tls_error,
     _local_path,
     _parse_content_type,
-    _redirect_location,
-    _remaining,
     _status_error,
     _timed_out,
-    check_host_allowed,
+    guarded_get,
 )
 from tasks.models import FetchOptions
 
@@ -128,31 +124,8 @@ def fetch_picture_or_none(
 
 
 def _download(target: str, options: FetchOptions) -> tuple[bytes, str]:
-    deadline = time.monotonic() + options.timeout_s
-    chain = [target]
-    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
-    # trust_env=False: a proxy from the environment would bypass the address check.
-    with httpx.Client(headers=headers, follow_redirects=False, trust_env=False) as client:
-        while True:
-            current = chain[-1]
-            check_host_allowed(current, options)
-            try:
-                with client.stream("GET", current, timeout=_remaining(deadline, current, options)) as response:
-                    location = _redirect_location(response)
-                    if location is None:
-                        return _read_body(response, deadline, options), str(response.url)
-            except httpx.TimeoutException as exc:
-                raise _timed_out(current, options) from exc
-            except httpx.DecodingError as exc:
-                raise FetchError(f"{current} sent a body that cannot be decompressed: {exc}") from exc
-            except httpx.InvalidURL as exc:
-                raise FetchError(f"{current} is not a valid URL: {exc}") from exc
-            except httpx.TransportError as exc:
-                if _is_tls_error(exc):
-                    raise FetchError(f"TLS handshake with {current} failed: {exc}; check the URL") from exc
-                raise FetchError(f"cannot connect to {current}: {exc or type(exc).__name__}; try again later",
-                                 transient=not isinstance(exc, httpx.UnsupportedProtocol)) from exc
-            _follow(chain, location, options)
+    return guarded_get(target, options, lambda response, deadline: (_read_body(response, deadline, options),
+                                                                   str(response.url)))
 
 
 def _read_body(response: httpx.Response, deadline: float, options: FetchOptions) -> bytes:
