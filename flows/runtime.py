@@ -27,10 +27,10 @@ def _local_storage(path: str) -> LocalFileSystem:
 
 
 def result_storage(settings: Settings) -> LocalFileSystem | None:
-    """Where task results persist: a local folder (default)."""
-    path = settings.cache.dir.expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    return _local_storage(str(path))
+    """Where task results persist: Redis when configured and reachable, else a local folder (see flows.cache)."""
+    from flows.cache import result_storage as chosen_storage
+
+    return chosen_storage(settings)
 
 
 def active_runner_name() -> str:
@@ -74,6 +74,8 @@ class RunRecorder:
 
     def __init__(self) -> None:
         self.metrics = WorkflowMetrics()
+        #: Storage keys of the results this run used or made, for ``cache clear --url``.
+        self.result_keys: list[str] = []
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -119,6 +121,12 @@ class RunRecorder:
                 m.cache_hits += 1
             else:
                 m.cache_misses += 1
+        if state is not None:
+            from flows.cache import result_key
+
+            key = result_key(state)
+            if key:
+                self.result_keys.append(key)
         retries = _retries_of(state)
         if retries:
             m.retries[stage] = m.retries.get(stage, 0) + retries
@@ -136,5 +144,7 @@ class RunRecorder:
         used = [f"runner:{active_runner_name()}", f"kernels:{kernel_backend()}"]
         used += [f"fallback:{name}" for name in kernels_on_fallback()]
         if settings.cache.enabled:
-            used.append("cache:local")
+            from flows.cache import cache_backend
+
+            used.append(f"cache:{cache_backend(settings)}")
         return used

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
+from flows.cache import configure_policy, remember_keys
 from flows.display import print_storyboard, scene_progress
 from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
@@ -32,6 +33,11 @@ from tasks.stages import (
 from tasks.timeline import OUTPUT_SAMPLE_RATE
 
 
+def _policy(task: Any, settings: Settings) -> dict[str, Any]:
+    # With Redis live, two runs needing the same result compute it once (a lock per cache key).
+    return {"cache_policy": configure_policy(task.cache_policy, settings)}
+
+
 def configured_render_tasks(settings: Settings) -> dict[str, Any]:
     """The rendering tasks with this run's storage options applied."""
     storage = result_storage(settings)
@@ -46,8 +52,8 @@ def configured_render_tasks(settings: Settings) -> dict[str, Any]:
             **cache,
             **refresh,
         ),
-        "narrate": tasks["narrate"].with_options(**cache, **refresh),
-        "render": tasks["render"].with_options(**cache, **refresh),
+        "narrate": tasks["narrate"].with_options(**cache, **refresh, **_policy(tasks["narrate"], settings)),
+        "render": tasks["render"].with_options(**cache, **refresh, **_policy(tasks["render"], settings)),
         "assemble": tasks["assemble"],
     }
 
@@ -118,6 +124,7 @@ def video_flow(
         }
     )
     if dry_run:
+        remember_keys(settings, url, recorder.result_keys)
         return _finish(state, "storyboard", recorder, settings)
 
     video = render_storyboard(storyboard, settings, folder, recorder)
@@ -130,6 +137,7 @@ def video_flow(
     )
     state = _finish(state, "completed", recorder, settings)
     atomic_write(folder / "manifest.json", state.model_dump_json(indent=2))
+    remember_keys(settings, url, recorder.result_keys)
     return state
 
 
