@@ -279,6 +279,8 @@ def remember_keys(settings: Settings, url: str, keys: Iterable[str | None]) -> N
         client = _redis_client(settings.cache.redis_url or "")
         try:
             client.sadd(_URL_INDEX_PREFIX + _url_id(url), *wanted)
+        except (redis.RedisError, OSError) as exc:  # the index only narrows `cache clear --url`: never fail a run
+            log.debug("could not record the cache keys of %s: %s", url, exc)
         finally:
             client.close()
         return
