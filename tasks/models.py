@@ -88,7 +88,13 @@ class RenderOptions(_Frozen):
     fps: int = Field(30, ge=1, le=120, description="Frames per second.")
     theme: str = Field("midnight", description=f"Colour theme, one of {', '.join(THEMES)}.")
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower is better quality).")
-    preset: str = Field("veryfast", description="x264 preset.")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+    ] = Field("veryfast", description="x264 preset.")
+    keyframe_interval: int | None = Field(
+        None, ge=1, le=1000, description="Most frames between keyframes (x264 keyint); None lets x264 choose."
+    )
+    threads: int = Field(0, ge=0, le=64, description="x264 threads; 0 lets x264 size them to the machine.")
     voice: str | None = Field(None, description="espeak-ng voice; None takes the storyboard language.")
     speech_rate_wpm: int = Field(165, ge=80, le=450, description="espeak-ng speaking rate.")
     music: str | None = Field(None, description="Background music file, ducked under the narration.")

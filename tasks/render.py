@@ -222,8 +222,11 @@ def _draw_avatar(frame: np.ndarray, avatar: AvatarSprites, loudness: float, widt
 
 
 def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int):
-    video = out.add_stream("libx264", rate=options.fps, options={"preset": options.preset, "crf": str(options.crf),
-                                                                 "bf": "0"})
+    codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
+    if options.keyframe_interval is not None:
+        codec_options["g"] = str(options.keyframe_interval)
+    video = out.add_stream("libx264", rate=options.fps, options=codec_options)
+    video.codec_context.thread_count = options.threads
     video.width, video.height = options.size
     video.pix_fmt = "yuv420p"
     video.codec_context.time_base = Fraction(1, options.fps)
