@@ -70,6 +70,31 @@ class MetricsSettings(BaseModel):
     enabled: bool = Field(False, description="Serve metrics on `port` while a flow runs.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the metrics endpoint; 0 picks a free one.")
     pushgateway_url: str | None = Field(None, description="Push metrics here at the end of each run.")
+    push_job: str = Field("pagereel", min_length=1, description="Job name the pushed metrics are grouped under.")
+
+
+class TuningSettings(BaseModel):
+    """The encoder tuning study (``python -m flows.tune_flow``) and where its render profiles live."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trials: int = Field(8, ge=1, le=1000, description="Trials per tuning run.")
+    min_ssim: float = Field(0.95, gt=0, le=1, description="Quality floor: SSIM of the luma against a lossless render.")
+    storage: str | None = Field(
+        None, description="Optuna storage URL (postgresql://..., a JournalStorage path); None: SQLite in profiles_dir."
+    )
+    study_name: str = Field("pagereel-encoder", min_length=1, description="Study to create or continue.")
+    profiles_dir: Path = Field(Path(".pagereel/profiles"), description="Where render profiles are written.")
+    profile_name: str = Field("tuned", pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Name of the written profile.")
+    clip_seconds: float = Field(3.0, gt=0.5, le=30, description="Length of the reference clip.")
+    resolution: int = Field(720, ge=144, le=2160, description="Short side of the reference clip in pixels.")
+    concurrency: int = Field(
+        1, ge=1, le=64, description="Trials at once on the runner; above 1 they share cores and time each other."
+    )
+    bytes_slack: float = Field(
+        0.10, ge=0, le=10, description="Choose the fastest trial whose bytes are within this share of the smallest."
+    )
+    seed: int | None = Field(None, description="Sampler seed, for repeatable studies.")
 
 
 class Settings(BaseSettings):
@@ -89,6 +114,10 @@ class Settings(BaseSettings):
     runner: Annotated[RunnerSettings, NoDecode] = Field(default_factory=RunnerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    tuning: TuningSettings = Field(default_factory=TuningSettings)
+    profile: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Render profile from tuning.profiles_dir to apply."
+    )
     out_dir: Path = Field(Path("out"), description="Where each run's folder is written.")
 
     @classmethod
