@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
+from flows.metrics import run_metrics
+from flows.runtime import active_runner_name
 from flows.settings import load_settings
 from flows.video_flow import run_video
 from tasks.errors import PagereelError
@@ -56,23 +58,52 @@ def video_for_url(url: str, workflow_id: str, options: dict[str, Any]) -> BatchI
 def _run_name() -> str:
     from prefect.runtime import flow_run
 
-    return f"batch of {len(flow_run.parameters.get('urls') or [])}"
+    params = flow_run.parameters
+    if params.get("url_file") and not params.get("urls"):
+        return f"batch of {Path(str(params['url_file'])).name}"
+    return f"batch of {len(params.get('urls') or [])}"
 
 
 @flow(name="batch-flow", flow_run_name=_run_name, validate_parameters=True)
 def batch_flow(
-    urls: list[str],
+    urls: list[str] | None = None,
     concurrency: int = 2,
     dry_run: bool = False,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
+    url_file: str | None = None,
 ) -> BatchResult:
-    """Turn every URL into a video; run it through :func:`run_batch` to get ``concurrency`` at a time."""
-    load_settings(config_file, **(overrides or {}))  # bad settings fail the batch once, not per URL
+    """Turn every URL (given, and from ``url_file``) into a video, at most ``concurrency`` at once."""
+    settings = load_settings(config_file, **(overrides or {}))  # bad settings fail the batch once, not per URL
+    todo = list(urls or []) + (read_url_file(Path(url_file)) if url_file else [])
+    if not todo:
+        raise PagereelError("no URLs given; pass urls or a url_file with one URL a line")
     options = {"dry_run": dry_run, "config_file": config_file, "overrides": overrides}
-    futures = [video_for_url.submit(url, workflow_id, options) for url, workflow_id in zip(urls, _unique_ids(urls),
-                                                                                          strict=True)]
-    return BatchResult(items=[f.result() for f in futures])
+    with run_metrics(settings, "batch", active_runner_name()) as outcome:
+        # A sliding window keeps the limit whatever task runner the flow was deployed with.
+        window = max(1, concurrency)
+        futures: list[Any] = []
+        items: list[BatchItem] = []
+        for url, workflow_id in zip(todo, _unique_ids(todo), strict=True):
+            if len(futures) - len(items) >= window:
+                items.append(futures[len(items)].result())
+            futures.append(video_for_url.submit(url, workflow_id, options))
+        items += [f.result() for f in futures[len(items):]]
+        result = BatchResult(items=items)
+        outcome.outcome = "failed" if result.failed else "completed"
+    _publish_summary(result)
+    return result
+
+
+def _publish_summary(result: BatchResult) -> None:
+    from prefect.artifacts import create_table_artifact
+
+    from flows.artifacts import publish_or_warn
+
+    rows = [item.model_dump(include={"url", "status", "video_path", "error"}) for item in result.items]
+    publish_or_warn("batch", lambda: create_table_artifact(
+        rows, key="batch-summary",
+        description=f"{len(rows) - len(result.failed)} of {len(rows)} videos made"))
 
 
 def run_batch(urls: list[str], concurrency: int = 2, **kwargs: Any) -> BatchResult:

@@ -8,12 +8,14 @@ import logging
 import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prefect.filesystems import LocalFileSystem
 
+from flows import metrics as run_metrics
 from flows.settings import Settings
-from tasks.models import WorkflowMetrics
+from tasks.models import Segment, WorkflowMetrics
 
 log = logging.getLogger("pagereel")
 
@@ -72,8 +74,12 @@ PROGRESS = _Progress()
 class RunRecorder:
     """Runs tasks for a flow and keeps what they cost: seconds per stage, cache hits and misses."""
 
-    def __init__(self) -> None:
+    def __init__(self, runner: str | None = None) -> None:
         self.metrics = WorkflowMetrics()
+        #: The runner label of this run's Prometheus series (see flows.metrics).
+        self.runner = runner or active_runner_name()
+        #: Called as ``(stage, done, total)`` after each scene of a stage gathered with ``progress``.
+        self.on_progress: Callable[[str, int, int], None] | None = None
         #: Storage keys of the results this run used or made, for ``cache clear --url``.
         self.result_keys: list[str] = []
         self._wall0 = time.perf_counter()
@@ -87,7 +93,9 @@ class RunRecorder:
         """
         t0 = time.perf_counter()
         state = task(*args, return_state=True, **kwargs)
-        self._count(stage, state if cached else None, time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        self._count(stage, state if cached else None, seconds)
+        run_metrics.observe_stage(stage, self.runner, seconds)
         return state.result()
 
     def gather(self, stage: str, futures: list[Any], *, progress: bool = False, tolerate: bool = False) -> list[Any]:
@@ -107,20 +115,42 @@ class RunRecorder:
                 results.append(None)
             else:
                 results.append(state.result())
-            if progress and PROGRESS.listener is not None:
-                PROGRESS.listener(stage, n, len(futures))
+                self._count_output(results[-1])
+            if progress:
+                for listener in (PROGRESS.listener, self.on_progress):
+                    if listener is not None:
+                        listener(stage, n, len(futures))
         m = self.metrics
-        m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + time.perf_counter() - t0, 4)
+        seconds = time.perf_counter() - t0
+        m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
+        run_metrics.observe_stage(stage, self.runner, seconds)
         return results
+
+    def _count_output(self, result: Any) -> None:
+        if isinstance(result, Segment):
+            run_metrics.count_rendered(self.runner, result.frames, result.duration_s)
+
+    def wrote(self, stage: str, *paths: str | Path | None) -> None:
+        """Count the bytes of files a stage wrote (for the bytes-written metric)."""
+        size = 0
+        for path in paths:
+            if path:
+                try:
+                    size += Path(path).stat().st_size
+                except OSError:
+                    continue
+        run_metrics.count_bytes(stage, self.runner, size)
 
     def _count(self, stage: str, state: Any, seconds: float) -> None:
         m = self.metrics
         m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
         if state is not None and state.is_completed():
-            if state.name == "Cached":
+            hit = state.name == "Cached"
+            if hit:
                 m.cache_hits += 1
             else:
                 m.cache_misses += 1
+            run_metrics.count_cache(stage, self.runner, hit=hit)
         if state is not None:
             from flows.cache import result_key
 
@@ -130,6 +160,7 @@ class RunRecorder:
         retries = _retries_of(state)
         if retries:
             m.retries[stage] = m.retries.get(stage, 0) + retries
+            run_metrics.count_retries(stage, self.runner, retries)
 
     def finish(self) -> WorkflowMetrics:
         m = self.metrics

@@ -69,6 +69,7 @@ class MetricsSettings(BaseModel):
 
     enabled: bool = Field(False, description="Serve metrics on `port` while a flow runs.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the metrics endpoint; 0 picks a free one.")
+    address: str = Field("0.0.0.0", description="Address the endpoint listens on (127.0.0.1: this host only).")
     pushgateway_url: str | None = Field(None, description="Push metrics here at the end of each run.")
     push_job: str = Field("pagereel", min_length=1, description="Job name the pushed metrics are grouped under.")
 

@@ -11,8 +11,11 @@ from typing import Annotated, Any
 import typer
 from prefect import flow
 
+from flows.artifacts import progress_reporter, publish_storyboard, publish_video
 from flows.cache import configure_policy, remember_keys
 from flows.display import print_storyboard, scene_progress
+from flows.metrics import run_metrics
+from flows.profiles import apply_profile
 from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
 from flows.settings import Settings, load_settings
@@ -95,15 +98,26 @@ def video_flow(
     dry_run: bool = False,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> WorkflowState:
     """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
-    settings = load_settings(config_file, **(overrides or {}))
+    if profile:
+        overrides = {**(overrides or {}), "profile": profile}
+    settings = apply_profile(load_settings(config_file, **(overrides or {})))
+    recorder = RunRecorder()
+    with run_metrics(settings, "video", recorder.runner) as outcome:
+        state = _make_video(url, workflow_id, avatar, user_edits, dry_run, settings, recorder)
+        outcome.outcome = state.status
+    return state
+
+
+def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edits: dict[str, Any] | str | None,
+                dry_run: bool, settings: Settings, recorder: RunRecorder) -> WorkflowState:
     workflow_id = sanitize_workflow_id(workflow_id) if workflow_id else workflow_id_for(url)
     edits = parse_edits(user_edits)
     if avatar:
         edits = edits.model_copy(update={"avatar": avatar})
     tasks = _configured_tasks(settings)
-    recorder = RunRecorder()
     state = WorkflowState(workflow_id=workflow_id, status="running", source_url=url, started_at=datetime.now(UTC))
 
     page = recorder.run("fetch", tasks["fetch"], url, settings.fetch)
@@ -115,6 +129,8 @@ def video_flow(
 
     folder = run_dir(settings.out_dir, workflow_id)
     storyboard_path = atomic_write(folder / "storyboard.json", storyboard.model_dump_json(indent=2))
+    recorder.wrote("storyboard", storyboard_path)
+    publish_storyboard(workflow_id, storyboard)
     state = state.model_copy(
         update={
             "title": storyboard.title,
@@ -127,7 +143,9 @@ def video_flow(
         remember_keys(settings, url, recorder.result_keys)
         return _finish(state, "storyboard", recorder, settings)
 
+    recorder.on_progress = progress_reporter(workflow_id, len(storyboard.scenes))
     video = render_storyboard(storyboard, settings, folder, recorder)
+    recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
     state = state.model_copy(
         update={
             "video_path": video.video_path,
@@ -136,7 +154,10 @@ def video_flow(
         }
     )
     state = _finish(state, "completed", recorder, settings)
-    atomic_write(folder / "manifest.json", state.model_dump_json(indent=2))
+    manifest = atomic_write(folder / "manifest.json", state.model_dump_json(indent=2))
+    recorder.wrote("manifest", manifest)
+    publish_video(state, {"video": video.video_path, "thumbnail": video.thumbnail_path, "subtitles (SRT)":
+                          video.srt_path, "subtitles (WebVTT)": video.vtt_path, "manifest": str(manifest)})
     remember_keys(settings, url, recorder.result_keys)
     return state
 
@@ -192,7 +213,8 @@ def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: 
         update={
             "status": status,
             "metrics": recorder.finish(),
-            "optimizations_used": recorder.optimizations(settings),
+            "optimizations_used": recorder.optimizations(settings)
+            + ([f"profile:{settings.profile}"] if settings.profile else []),
             "finished_at": datetime.now(UTC),
         }
     )
@@ -207,6 +229,7 @@ def run_video(
     dry_run: bool = False,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> WorkflowState:
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
     settings = load_settings(config_file, **(overrides or {}))
@@ -219,6 +242,7 @@ def run_video(
         dry_run=dry_run,
         config_file=config_file,
         overrides=overrides,
+        profile=profile,
     )
 
 
@@ -238,6 +262,7 @@ def main(
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/).")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
+    profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
@@ -251,8 +276,10 @@ def main(
         overrides["storyboard"] = {"target_duration_s": duration}
     if out is not None:
         overrides["out_dir"] = str(out)
+    if profile:
+        overrides["profile"] = profile
     try:
-        load_settings(config, **overrides)  # fail fast, before any server starts
+        apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with scene_progress(enabled=not dry_run):
             state = run_video(

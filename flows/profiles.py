@@ -1,0 +1,80 @@
+"""Render profiles: encoder settings chosen by ``tune_flow``, applied to a run with ``--profile NAME``.
+
+A profile is ``tuning.profiles_dir/NAME.json``: the chosen render settings and the study's figures
+for them. It fills in the encoder settings a user left at their defaults and never overrides one
+the user set (in ``pagereel.toml``, ``PAGEREEL_RENDER__*`` or an override): a profile is tuned on
+one reference clip, so a setting someone pinned on purpose (a higher quality for an archive, one
+thread on a shared host) must not change behind their back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flows.settings import Settings
+from tasks.errors import ConfigurationError
+from tasks.files import atomic_write
+from tasks.models import RenderOptions
+
+#: The render settings a profile may carry (the encoder's, not the look of the video).
+PROFILE_FIELDS = ("crf", "preset", "keyframe_interval", "threads")
+
+
+class RenderProfile(BaseModel):
+    """One named set of encoder settings and how it scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
+    render: dict[str, Any]
+    study: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime | None = None
+
+
+def profile_path(settings: Settings, name: str) -> Path:
+    return Path(settings.tuning.profiles_dir).expanduser() / f"{name}.json"
+
+
+def known_profiles(settings: Settings) -> list[str]:
+    folder = Path(settings.tuning.profiles_dir).expanduser()
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def write_profile(settings: Settings, profile: RenderProfile) -> Path:
+    """Write ``profile`` atomically into the profiles folder; its path."""
+    unknown = set(profile.render) - set(PROFILE_FIELDS)
+    if unknown:
+        raise ConfigurationError(f"a profile holds only {', '.join(PROFILE_FIELDS)}, not {', '.join(sorted(unknown))}")
+    path = profile_path(settings, profile.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, profile.model_dump_json(indent=2))
+
+
+def load_profile(settings: Settings, name: str) -> RenderProfile:
+    """The profile called ``name``; a clear error naming the known ones if there is none."""
+    path = profile_path(settings, name)
+    if not path.is_file():
+        known = known_profiles(settings)
+        listed = ", ".join(known) if known else "none yet (run python -m flows.tune_flow to make one)"
+        raise ConfigurationError(f"unknown render profile {name!r} in {path.parent}; known profiles: {listed}")
+    try:
+        profile = RenderProfile.model_validate_json(path.read_text(encoding="utf-8"))
+        RenderOptions(**{k: v for k, v in profile.render.items() if k in PROFILE_FIELDS})
+    except (ValidationError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"render profile {str(path)!r} is not valid: {exc}; tune again or delete it") from None
+    return profile
+
+
+def apply_profile(settings: Settings) -> Settings:
+    """``settings`` with its profile's encoder settings under the ones the user set explicitly."""
+    if not settings.profile:
+        return settings
+    profile = load_profile(settings, settings.profile)
+    pinned = settings.render.model_fields_set
+    update = {k: v for k, v in profile.render.items() if k in PROFILE_FIELDS and k not in pinned}
+    render = RenderOptions.model_validate({**settings.render.model_dump(exclude_unset=True), **update})
+    return settings.model_copy(update={"render": render})
