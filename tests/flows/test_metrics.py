@@ -1,0 +1,195 @@
+"""Prometheus metrics scraped over HTTP during and after a real run, the Pushgateway protocol, and UI artifacts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flows import metrics
+from flows.settings import load_settings
+from flows.video_flow import video_flow
+from tests.conftest import ARTICLE_PAGE, HttpServer
+
+pytestmark = [pytest.mark.integration]
+ALLOWED_LABELS = {"stage", "runner", "flow", "outcome", "le"}
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every pagereel sample on the endpoint, by name and labels."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name.startswith("pagereel_"):
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(v for (n, ls), v in samples.items() if n == name and labels.items() <= dict(ls).items())
+
+
+def delta(after: dict, before: dict, name: str, **labels: str) -> float:
+    return total(after, name, **labels) - total(before, name, **labels)
+
+
+@pytest.fixture
+def metrics_on(monkeypatch: pytest.MonkeyPatch, pagereel_env: Path) -> Path:
+    monkeypatch.setenv("PAGEREEL_METRICS__ENABLED", "1")
+    monkeypatch.setenv("PAGEREEL_METRICS__PORT", "0")
+    monkeypatch.setenv("PAGEREEL_METRICS__ADDRESS", "127.0.0.1")
+    monkeypatch.setenv("PAGEREEL_RENDER__RESOLUTION", "144")
+    monkeypatch.setenv("PAGEREEL_RENDER__FPS", "10")
+    monkeypatch.setenv("PAGEREEL_RENDER__PRESET", "ultrafast")
+    monkeypatch.setenv("PAGEREEL_STORYBOARD__TARGET_DURATION_S", "15")
+    return pagereel_env
+
+
+class Watcher:
+    """Scrapes the endpoint from another thread while the flow runs, keeping what it saw in flight."""
+
+    def __init__(self) -> None:
+        self.during: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.05):
+            port = metrics.serving_port()
+            if port is None:
+                continue
+            samples = scrape(port)
+            if total(samples, "pagereel_runs_in_progress", flow="video") >= 1:
+                self.during.append(samples)
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_run_is_scraped_live_and_shows_its_artifacts(metrics_on: Path, http_server: HttpServer) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    url = http_server.url(f"/pages/{ARTICLE_PAGE}")
+    port = metrics.serve(load_settings())
+    assert port
+    before = scrape(port)
+    with Watcher() as watcher:
+        final = video_flow(url, workflow_id="Metrics_Run.1", return_state=True)
+    state = final.result()
+    after = scrape(port)
+
+    # Seen over HTTP while the run was still going, with stages already counted.
+    assert watcher.during, "no scrape caught the run in progress"
+    assert any(total(s, "pagereel_stage_seconds_count", stage="fetch") > total(before, "pagereel_stage_seconds_count",
+                                                                              stage="fetch") for s in watcher.during)
+
+    assert delta(after, before, "pagereel_runs_total", flow="video", outcome="completed", runner="thread") == 1
+    for stage in ("fetch", "extract", "suggest", "edits", "narrate", "render", "assemble"):
+        assert delta(after, before, "pagereel_stage_seconds_count", stage=stage, runner="thread") == 1, stage
+    scenes = len(state.scenes)
+    assert delta(after, before, "pagereel_cache_misses_total", stage="render") == scenes
+    with av.open(state.video_path) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert delta(after, before, "pagereel_frames_rendered_total", runner="thread") == frames
+    assert delta(after, before, "pagereel_video_seconds_rendered_total") == pytest.approx(state.duration_s, abs=0.2)
+    folder = Path(state.video_path).parent
+    written = sum((folder / n).stat().st_size for n in ("video.mp4", "video.srt", "video.vtt", "thumbnail.png"))
+    assert delta(after, before, "pagereel_bytes_written_total", stage="assemble") == written
+    assert total(after, "pagereel_runs_in_progress") == 0
+    for _name, labels in after:
+        assert {k for k, _ in labels} <= ALLOWED_LABELS
+        assert not any("127.0.0.1" in v or "http" in v for _, v in labels), labels
+
+    # The same run again is served from the cache, and the counters say so.
+    video_flow(url, workflow_id="Metrics_Run.1")
+    again = scrape(port)
+    assert delta(again, after, "pagereel_cache_hits_total", stage="render") == scenes
+    assert delta(again, after, "pagereel_cache_misses_total", stage="render") == 0
+
+    flow_run_id = final.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        run = client.read_flow_run(flow_run_id)
+    by_key = {a.key: a for a in artifacts}
+    assert set(by_key) == {"metrics-run-1-storyboard", "metrics-run-1-progress", "metrics-run-1-video"}
+    table = by_key["metrics-run-1-storyboard"]
+    assert table.type == "table" and [row["scene"] for row in _rows(table.data)] == [s.id for s in state.scenes]
+    progress = by_key["metrics-run-1-progress"]
+    assert progress.type == "progress" and float(progress.data) == 100.0
+    video = by_key["metrics-run-1-video"]
+    assert video.type == "markdown" and state.video_path in video.data and "thumbnail.png" in video.data
+    assert run.name == "video Metrics_Run.1"
+
+
+def _rows(data: object) -> list[dict]:
+    import json
+
+    return json.loads(data) if isinstance(data, str) else list(data)  # type: ignore[arg-type]
+
+
+class _Gateway(BaseHTTPRequestHandler):
+    received: list[tuple[str, str, bytes]] = []
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's signature
+        pass
+
+    def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append(("PUT", self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    _Gateway.received = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_runs_push_to_a_pushgateway(gateway: str) -> None:
+    settings = load_settings(metrics={"pushgateway_url": gateway})
+    with metrics.run_metrics(settings, "video", "thread") as outcome:
+        metrics.observe_stage("fetch", "thread", 0.25)
+        outcome.outcome = "completed"
+    (method, path, body) = _Gateway.received[-1]
+    assert method == "PUT" and path.startswith("/metrics/job/pagereel/instance/") and "/pid/" in path
+    names = {s.name for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+    assert {"pagereel_runs_total", "pagereel_stage_seconds_count"} <= names
+
+
+def test_an_unreachable_pushgateway_costs_a_warning_not_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = load_settings(metrics={"pushgateway_url": f"http://127.0.0.1:{port}"})
+    started = time.monotonic()
+    with metrics.run_metrics(settings, "video", "thread") as outcome:
+        outcome.outcome = "completed"
+    assert time.monotonic() - started < 6
+    assert "could not push metrics" in caplog.text
