@@ -290,7 +290,7 @@ def tune_flow(
                   **t.params} for t in study.best_trials if t.number in numbers]
         profile = RenderProfile(name=name, render=render, created_at=datetime.now(UTC), study={
             "study_name": tuning.study_name,
-            "storage": redacted(tuning.storage) or str(profile_path(settings, name).parent / "tuning.db"),
+            "storage": redacted(tuning.storage) or str(profile_path(settings, name).parent.resolve() / "tuning.db"),
             "trial": chosen.number, "ssim": chosen.user_attrs["ssim"], "seconds": chosen.values[0],
             "bytes": int(chosen.values[1]), "min_ssim": tuning.min_ssim, "bytes_slack": tuning.bytes_slack,
             "clip": clip.key, "frames": len(reference), "trials": len(complete), "feasible": len(feasible),
@@ -298,7 +298,7 @@ def tune_flow(
         })
         path = write_profile(settings, profile)
         outcome.outcome = "completed"
-    return TuneResult(profile=name, profile_path=str(path), render=render, trial=chosen.number,
+    return TuneResult(profile=name, profile_path=str(path.resolve()), render=render, trial=chosen.number,
                       ssim=chosen.user_attrs["ssim"], seconds=chosen.values[0], bytes=int(chosen.values[1]),
                       trials_run=trials, feasible=len(feasible))
 
