@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -78,3 +79,15 @@ def apply_profile(settings: Settings) -> Settings:
     update = {k: v for k, v in profile.render.items() if k in PROFILE_FIELDS and k not in pinned}
     render = RenderOptions.model_validate({**settings.render.model_dump(exclude_unset=True), **update})
     return settings.model_copy(update={"render": render})
+
+
+def redacted(url: str | None) -> str | None:
+    """``url`` without its password, for files and logs."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

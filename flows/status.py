@@ -178,8 +178,22 @@ def _prometheus(settings: Settings) -> BackendStatus:
 
 def _optuna(settings: Settings) -> BackendStatus:
     installed = _installed("optuna")
-    state = "installed (SQLite study)" if installed else "not installed (pip install optuna)"
-    return BackendStatus("Optuna", installed, _version("optuna"), installed, state, "default encoder settings")
+    if not installed:
+        return BackendStatus("Optuna", False, _version("optuna"), False, "not installed (pip install optuna)",
+                             "default encoder settings")
+    from flows.profiles import known_profiles, redacted
+
+    tuning = settings.tuning
+    where = redacted(tuning.storage) or f"SQLite {tuning.profiles_dir.expanduser() / 'tuning.db'}"
+    profiles = ", ".join(known_profiles(settings)) or "none yet"
+    live, state = True, f"study {tuning.study_name!r} in {where}; profiles: {profiles}"
+    target = _host_port(tuning.storage, 6379) if tuning.storage and "://" in tuning.storage else None
+    if target and not tuning.storage.startswith("sqlite"):
+        why = _tcp_reachable(*target)
+        live = why is None
+        if not live:
+            state = f"study storage unreachable at {where} ({why}); profiles: {profiles}"
+    return BackendStatus("Optuna", True, _version("optuna"), live, state, "default encoder settings")
 
 
 PROBES: dict[str, Callable[[Settings], BackendStatus]] = {

@@ -24,7 +24,6 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import av
 import numpy as np
@@ -34,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from flows.metrics import run_metrics
-from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, write_profile
+from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted, write_profile
 from flows.runners import default_workers, make_task_runner
 from flows.runtime import active_runner_name
 from flows.settings import Settings, load_settings
@@ -172,18 +171,6 @@ def open_storage(settings: Settings) -> Any:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    return url
-
-
-def redacted(url: str | None) -> str | None:
-    """``url`` without its password, for files and logs."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
     return url
 
 

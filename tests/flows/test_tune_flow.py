@@ -11,9 +11,9 @@ import redis
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from typer.testing import CliRunner
 
-from flows.profiles import RenderProfile, apply_profile, load_profile, write_profile
+from flows.profiles import RenderProfile, apply_profile, load_profile, redacted, write_profile
 from flows.settings import load_settings
-from flows.tune_flow import _render, choose, luma_frames, mean_ssim, redacted, reference_clip, run_tune
+from flows.tune_flow import _render, choose, luma_frames, mean_ssim, reference_clip, run_tune
 from flows.video_flow import app as video_app
 from tasks.errors import ConfigurationError, PagereelError
 
