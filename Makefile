@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean serve tune
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The deployments of prefect.yaml from this process (needs PREFECT_API_URL); Ctrl-C stops it.
+serve: setup
+	$(PY) deployments/serve.py
+
+tune: setup
+	$(PY) -m flows.tune_flow --trials 8
 
 lint: setup
 	$(VENV)/bin/ruff check .
