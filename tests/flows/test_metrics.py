@@ -193,3 +193,25 @@ def test_an_unreachable_pushgateway_costs_a_warning_not_the_run(caplog: pytest.L
         outcome.outcome = "completed"
     assert time.monotonic() - started < 6
     assert "could not push metrics" in caplog.text
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_scenes_rendered_on_dask_are_counted_in_the_flow_process(metrics_on: Path, http_server: HttpServer,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 prefect_api: str) -> None:
+    from flows.video_flow import run_video
+
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)  # Dask workers report to this session's API
+    monkeypatch.setenv("PAGEREEL_RENDER__RESOLUTION", "96")
+    port = metrics.serve(load_settings())
+    assert port
+    before = scrape(port)
+    state = run_video(http_server.url("/pages/lemire.me.json.html"), workflow_id="on-dask",
+                      overrides={"runner": {"kind": "dask", "max_workers": 2}})
+    after = scrape(port)
+    assert "runner:dask" in state.optimizations_used
+    with av.open(state.video_path) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert delta(after, before, "pagereel_frames_rendered_total", runner="dask") == frames
+    assert delta(after, before, "pagereel_stage_seconds_count", stage="render", runner="dask") == 1
+    assert delta(after, before, "pagereel_runs_total", flow="video", outcome="completed", runner="dask") == 1
