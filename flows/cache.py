@@ -2,8 +2,8 @@
 
 Results go to a local folder by default, and to Redis (prefect-redis) when ``cache.redis_url``
 is set and answers a ping. A configured Redis that does not answer logs one warning and the
-run keeps its results in the local folder instead. Results stay JSON (the tasks say so); the
-storage only moves bytes.
+run keeps its results in the local folder instead. Results stay JSON (the tasks say so), and
+both storages read back only records that pass :func:`flows.records.check_record`.
 
 prefect-redis writes each result under its bare cache key (a hex digest, no prefix), so the
 keys pagereel owns are told apart from anything else in the database by their content: a
@@ -25,13 +25,14 @@ from typing import Any, Literal
 
 import redis
 from prefect.cache_policies import CachePolicy
-from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from prefect.filesystems import WritableFileSystem
 from prefect.transactions import IsolationLevel
-from prefect_redis import RedisDatabase, RedisLockManager
+from prefect_redis import RedisLockManager
 from pydantic import SecretStr
 from redis.connection import parse_url
 from redis.exceptions import LockNotOwnedError
 
+from flows.records import CheckedLocalFileSystem, CheckedRedisDatabase
 from flows.settings import Settings
 
 log = logging.getLogger("pagereel")
@@ -165,8 +166,8 @@ def _api_url() -> str | None:
 
 
 @functools.cache
-def _saved_local(path: str, api_url: str | None) -> LocalFileSystem:
-    block = LocalFileSystem(basepath=path)
+def _saved_local(path: str, api_url: str | None) -> CheckedLocalFileSystem:
+    block = CheckedLocalFileSystem(basepath=path)
     # Tasks find their storage through the API, so the block must be saved first.
     block.save(f"pagereel-results-{hashlib.sha256(path.encode()).hexdigest()[:12]}", overwrite=True)
     return block
@@ -175,9 +176,9 @@ def _saved_local(path: str, api_url: str | None) -> LocalFileSystem:
 @functools.cache
 def _saved_redis(url: str, api_url: str | None) -> WritableFileSystem:
     if url.startswith("unix://"):
-        block = RedisDatabase(connection_url=SecretStr(url))
+        block = CheckedRedisDatabase(connection_url=SecretStr(url))
     else:
-        block = RedisDatabase.from_connection_string(SecretStr(url))
+        block = CheckedRedisDatabase.from_connection_string(SecretStr(url))
     # Named by where it points, never by its password. Prefect keeps the password as a secret field
     # of the block: a worker that loads the block by id (Dask, Ray) needs it to read results.
     block.save(f"pagereel-redis-{hashlib.sha256(redis_where(url).encode()).hexdigest()[:12]}", overwrite=True)
