@@ -14,7 +14,8 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +36,8 @@ PRIVATE_HINT = (
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+#: Most bytes inflated or read in one step; the byte limit is checked after each.
+_PIECE = 65536
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.IGNORECASE)
 # Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
@@ -151,7 +154,7 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
     """
     deadline = time.monotonic() + options.timeout_s
     chain = [target]
-    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
+    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
     # trust_env=False: a proxy from the environment would bypass the address check above.
     with httpx.Client(headers=headers, follow_redirects=False, trust_env=False) as client:
         while True:
@@ -224,15 +227,63 @@ def _read_response(url: str, response: httpx.Response, deadline: float, options:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > options.max_bytes:
         raise _too_big(final, options)
+    body = read_body(response, deadline, options, lambda: _too_big(final, options))
+    return _make_page(url, final, status, mime or None, charset, body)
+
+
+def read_body(response: httpx.Response, deadline: float, options: FetchOptions,
+              too_big: Callable[[], FetchError]) -> bytes:
+    """The decompressed body, never holding more than ``options.max_bytes`` plus one piece, before ``deadline``.
+
+    httpx would inflate each received chunk whole: 64 KB of a gzip bomb becomes 64 MB in one call.
+    Here compressed data is inflated in bounded pieces and counted as it comes.
+    """
+    final = str(response.url)
+    inflate = _inflater(response.headers.get("content-encoding", ""), final)
     body = bytearray()
-    # iter_bytes decompresses; counting what it yields stops a gzip bomb at the limit.
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > options.max_bytes:
-            raise _too_big(final, options)
+    for raw in response.iter_raw():  # as received: a chunk size would wait for that many bytes
+        for piece in inflate(raw):
+            body += piece
+            if len(body) > options.max_bytes:
+                raise too_big()
         if time.monotonic() > deadline:
             raise _timed_out(final, options)
-    return _make_page(url, final, status, mime or None, charset, bytes(body))
+    return bytes(body)
+
+
+def _inflater(header: str, url: str) -> Callable[[bytes], Iterator[bytes]]:
+    codings = [c.strip().lower() for c in header.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if not codings:
+        return lambda raw: iter((raw,))
+    if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise FetchError(f"{url} sent its body as {header.strip()!r}, which pagereel does not decompress; "
+                         "it asks for gzip or deflate only")
+    wbits = 16 + zlib.MAX_WBITS if codings[0] in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    state = {"decoder": zlib.decompressobj(wbits), "first": True}
+
+    def inflate(raw: bytes) -> Iterator[bytes]:
+        pending = raw
+        while pending:
+            decoder = state["decoder"]
+            try:
+                piece = decoder.decompress(pending, _PIECE)
+            except zlib.error as exc:
+                if state["first"] and wbits == zlib.MAX_WBITS:  # "deflate" sent raw, without the zlib header
+                    state["decoder"] = zlib.decompressobj(-zlib.MAX_WBITS)
+                    state["first"] = False
+                    continue
+                raise FetchError(f"{url} sent a body that cannot be decompressed: {exc}") from exc
+            state["first"] = False
+            if piece:
+                yield piece
+            if decoder.eof:  # a gzip member ended: more may follow
+                pending = decoder.unused_data
+                if pending:
+                    state["decoder"] = zlib.decompressobj(wbits)
+            else:
+                pending = decoder.unconsumed_tail
+
+    return inflate
 
 
 def _status_error(url: str, status: int, reason: str) -> FetchError:
