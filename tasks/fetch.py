@@ -16,6 +16,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http import HTTPStatus
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +29,7 @@ from tasks.errors import FetchError, PagereelError
 from tasks.models import FetchOptions, Page
 
 T = TypeVar("T")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 SCHEMES_HINT = "pagereel fetches http:// and https:// URLs, file:// URLs and local paths"
 PRIVATE_HINT = (
@@ -71,20 +73,26 @@ def fetch_page(url: str, options: FetchOptions | None = None) -> Page:
     raise FetchError(f"cannot fetch {scheme}: URLs ({target}); {SCHEMES_HINT}")
 
 
-def check_host_allowed(url: str, options: FetchOptions | None = None) -> None:
-    """Raise FetchError unless every address the URL's host resolves to is a public one."""
+def check_host_allowed(url: str, options: FetchOptions | None = None) -> list[IPAddress] | None:
+    """Raise FetchError unless every address the URL's host resolves to is a public one.
+
+    Returns the addresses checked (the first is the one to connect to), or None when private
+    hosts are allowed and nothing was looked up.
+    """
     options = options or FetchOptions()
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         raise FetchError(f"{url} has no host name: check the URL")
     if options.allow_private_hosts:
-        return
-    for address in _resolve(host, parts.scheme):
+        return None
+    addresses = _resolve(host, parts.scheme)
+    for address in addresses:
         kind = _non_public_kind(address)
         if kind:
             where = host if host == str(address) else f"{host} ({address})"
             raise FetchError(f"refusing to fetch {url}: {where} is {kind} address; {PRIVATE_HINT}")
+    return addresses
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -101,9 +109,9 @@ def is_transient(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- address checks
 
 
-def _resolve(host: str, scheme: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _resolve(host: str, scheme: str) -> list[IPAddress]:
     try:
-        return {ipaddress.ip_address(host)}  # a literal needs no lookup
+        return [ipaddress.ip_address(host)]  # a literal needs no lookup
     except ValueError:
         pass
     port = 443 if scheme == "https" else 80
@@ -115,7 +123,8 @@ def _resolve(host: str, scheme: str) -> set[ipaddress.IPv4Address | ipaddress.IP
         ) from exc
     except UnicodeError as exc:
         raise FetchError(f"{host} is not a valid host name: check the URL") from exc
-    return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+    # In the resolver's order of preference, each once.
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
 
 
 def _non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -159,10 +168,10 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
     with httpx.Client(headers=headers, follow_redirects=False, trust_env=False) as client:
         while True:
             current = chain[-1]
-            check_host_allowed(current, options)
+            addresses = check_host_allowed(current, options)
             try:
-                with client.stream("GET", current, timeout=_remaining(deadline, current, options)) as response:
-                    location = _redirect_location(response)
+                with _open(client, current, addresses, _remaining(deadline, current, options)) as response:
+                    location = _redirect_location(response, current)
                     if location is None:
                         return read(response, deadline)
             except httpx.TimeoutException as exc:
@@ -179,6 +188,35 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
             _follow(chain, location, options)
 
 
+def _open(client: httpx.Client, url: str, addresses: list[IPAddress] | None,
+          timeout: httpx.Timeout) -> AbstractContextManager[httpx.Response]:
+    """Stream a GET of ``url``, connecting to ``addresses[0]`` when the guard has checked the host.
+
+    Connecting to the very address that was checked closes DNS rebinding: a name that resolves to a
+    public address for the check and to a private one a moment later never gets a second lookup.
+    The Host header and the TLS server name (and so certificate checking) stay the URL's host.
+    """
+    target = httpx.URL(url)
+    if not addresses or target.host == str(addresses[0]):
+        return client.stream("GET", target, timeout=timeout)
+    pinned = target.copy_with(host=str(addresses[0]))
+    host_header = target.host if target.port is None else f"{target.host}:{target.port}"
+    request = client.build_request("GET", pinned, headers={"Host": host_header}, timeout=timeout,
+                                   extensions={"sni_hostname": target.host})
+    return _reported_as(client, request, target)
+
+
+@contextmanager
+def _reported_as(client: httpx.Client, request: httpx.Request, url: httpx.URL) -> Iterator[httpx.Response]:
+    response = client.send(request, stream=True)
+    try:
+        # Messages, redirects and the page's final URL name the host the user gave, not its address.
+        response.request.url = url
+        yield response
+    finally:
+        response.close()
+
+
 def _remaining(deadline: float, url: str, options: FetchOptions) -> httpx.Timeout:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -193,13 +231,13 @@ def _timed_out(url: str, options: FetchOptions) -> FetchError:
     )
 
 
-def _redirect_location(response: httpx.Response) -> str | None:
+def _redirect_location(response: httpx.Response, current: str) -> str | None:
     if response.status_code not in _REDIRECT_STATUSES:
         return None
     location = response.headers.get("location", "").strip()
     if not location:
-        raise FetchError(f"{response.url} answered {response.status_code} without saying where to go")
-    return str(response.url.join(location))
+        raise FetchError(f"{current} answered {response.status_code} without saying where to go")
+    return str(httpx.URL(current).join(location))
 
 
 def _follow(chain: list[str], location: str, options: FetchOptions) -> None:
