@@ -19,7 +19,7 @@ from flows.settings import Settings, load_settings
 from tasks.avatar import check_avatar
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
-from tasks.files import atomic_write, run_dir, sanitize_workflow_id, workflow_id_for
+from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
@@ -114,6 +114,7 @@ def video_flow(
                                           words_per_minute=settings.storyboard.words_per_minute)
 
     folder = run_dir(settings.out_dir, workflow_id)
+    sweep_stale_parts(folder)  # what a killed run of this workflow left behind
     storyboard_path = atomic_write(folder / "storyboard.json", storyboard.model_dump_json(indent=2))
     state = state.model_copy(
         update={

@@ -34,3 +34,38 @@ def assert_valid_video(folder: Path) -> dict:
     assert scenes and abs(scenes[-1]["end_s"] - manifest["duration_s"]) < 0.25
     assert not list(folder.glob(".*.part")), "a temporary file was left behind"
     return manifest
+
+
+def render_states(flow_run_name: str, expected: int, wait_s: float = 30.0) -> dict[str, int]:
+    """How many render task runs of the completed flow run ``flow_run_name`` ended in each state (from the API).
+
+    Task runs reach the API through events, a moment after they end: wait until ``expected`` are there.
+    """
+    import time
+    from collections import Counter
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+
+    ends = time.monotonic() + wait_s
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[flow_run_name])),
+                                         sort=FlowRunSort.ID_DESC, limit=20)
+            ids = [r.id for r in runs if r.state is not None and r.state.is_completed()]
+            counts: Counter[str] = Counter()
+            if ids:
+                renders = TaskRunFilter(name=TaskRunFilterName(like_="render "))
+                task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                                                  task_run_filter=renders, sort=TaskRunSort.ID_DESC, limit=200)
+                counts = Counter(t.state.name for t in task_runs if t.state is not None and t.state.is_final())
+            if sum(counts.values()) >= expected or time.monotonic() > ends:
+                return dict(counts)
+            time.sleep(0.2)
