@@ -202,17 +202,52 @@ class ExpiringRedisLockManager(RedisLockManager):
 
     def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
                      hold_timeout: float | None = None) -> bool:
-        return super().acquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        try:
+            return super().acquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
 
     async def aacquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
                             hold_timeout: float | None = None) -> bool:
-        return await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        try:
+            return await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
 
     def release_lock(self, key: str, holder: str) -> None:
         try:
             super().release_lock(key, holder)
-        except LockNotOwnedError:  # it expired while the task ran: nothing left to release
+        except (LockNotOwnedError, ValueError, *_REDIS_DOWN):
+            # It expired while the task ran, or Redis restarted and forgot it (another run may hold it now).
             self._locks.pop(self._lock_name_for_key(key), None)
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        try:
+            return super().wait_for_lock(key, timeout)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
+
+    async def await_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        try:
+            return await super().await_for_lock(key, timeout)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
+
+    def is_locked(self, key: str) -> bool:
+        try:
+            return super().is_locked(key)
+        except _REDIS_DOWN:
+            return False
+
+
+# Redis gone mid-run (restarted, network cut): a lock is an optimisation, so the task goes on without it.
+_REDIS_DOWN = (redis.RedisError, OSError)
+
+
+def _unlocked(key: str, exc: BaseException) -> bool:
+    log.warning("Redis did not answer for the cache lock of %s (%s); computing without the lock",
+                key[:16], " ".join(str(exc).split()) or type(exc).__name__)
+    return True
 
 
 @functools.cache
