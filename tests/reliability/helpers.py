@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import av
+import pytest
+import redis
 
 #: Settings for a short, small, fast video (like the flow tests): 144p at 12 fps, about 15 s.
 SMALL_VIDEO = {
@@ -69,3 +75,48 @@ def render_states(flow_run_name: str, expected: int, wait_s: float = 30.0) -> di
             if sum(counts.values()) >= expected or time.monotonic() > ends:
                 return dict(counts)
             time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (never the shared one), which it can restart."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.binary, self.folder, self.port = binary, folder, _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.folder)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(200):
+            try:
+                client.ping()
+                return
+            except (redis.ConnectionError, OSError):
+                time.sleep(0.05)
+            finally:
+                client.close()
+        raise RuntimeError("the private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()  # a crash, not a clean shutdown: every key and lock is gone
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+    def restart(self, down_s: float) -> None:
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+        self.restarts += 1

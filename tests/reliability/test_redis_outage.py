@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flows.cache import ExpiringRedisLockManager
-from tests.reliability.test_soak import PrivateRedis
+from tests.reliability.helpers import PrivateRedis
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

@@ -5,71 +5,21 @@ Slow (a few minutes): run with ``make soak``; ``make test`` leaves it out.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from flows import cache
 from flows.batch_flow import run_batch
-from tests.conftest import SAMPLE_PAGES
-from tests.reliability.helpers import assert_valid_video
+from tests.reliability.helpers import PrivateRedis, assert_valid_video
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow, pytest.mark.integration]
 VIDEOS = 30
 #: How long Redis stays down: long enough that runs in flight need it while it is gone.
 OUTAGE_S = 3.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A redis-server of this test's own (never the shared one), which it can restart."""
-
-    def __init__(self, folder: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.binary, self.folder, self.port = binary, folder, _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.folder)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except (redis.ConnectionError, OSError):
-                time.sleep(0.05)
-            finally:
-                client.close()
-        raise RuntimeError("the private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()  # a crash, not a clean shutdown: every key and lock is gone
-            self.proc.wait(timeout=10)
-            self.proc = None
-
-    def restart(self, down_s: float) -> None:
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-        self.restarts += 1
 
 
 @pytest.fixture
@@ -87,12 +37,14 @@ def dask_cluster(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     from distributed import LocalCluster
 
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)  # workers are processes: they read it from the environment
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    # ":0": a free port; None would mean 8787, which another cluster on this machine may hold.
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
 
 def test_thirty_videos_on_dask_survive_a_redis_restart(http_server, pagereel_env: Path, private_redis: PrivateRedis,
-                                                        dask_cluster: str, monkeypatch: pytest.MonkeyPatch) -> None:
+                                                        dask_cluster: str, sample_pages: list[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
         "PAGEREEL_RENDER__RESOLUTION": "144",
         "PAGEREEL_RENDER__FPS": "12",
@@ -106,7 +58,7 @@ def test_thirty_videos_on_dask_survive_a_redis_restart(http_server, pagereel_env
     cache.reset_probes()
     # Every sample page, then again under other URLs: the second round reads what the first cached (or, after
     # the restart, finds it gone).
-    urls = [http_server.url(f"/pages/{SAMPLE_PAGES[i % len(SAMPLE_PAGES)]}?round={i // len(SAMPLE_PAGES)}")
+    urls = [http_server.url(f"/pages/{sample_pages[i % len(sample_pages)]}?round={i // len(sample_pages)}")
             for i in range(VIDEOS)]
     out = pagereel_env / "out"
 
