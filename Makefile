@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint clean serve tune
+.PHONY: setup demo test soak lint clean serve tune
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ demo: setup
 	$(PY) -m flows.video_flow examples/article.html --workflow-id demo --avatar ada
 
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not slow"
+
+# Long runs that prove the system holds up (30 videos, a Redis restart): minutes, not part of `make test`.
+soak: setup
+	$(PY) -m pytest -m slow -s
 
 # The deployments of prefect.yaml from this process (needs PREFECT_API_URL); Ctrl-C stops it.
 serve: setup

@@ -2,8 +2,8 @@
 
 Results go to a local folder by default, and to Redis (prefect-redis) when ``cache.redis_url``
 is set and answers a ping. A configured Redis that does not answer logs one warning and the
-run keeps its results in the local folder instead. Results stay JSON (the tasks say so); the
-storage only moves bytes.
+run keeps its results in the local folder instead. Results stay JSON (the tasks say so), and
+both storages read back only records that pass :func:`flows.records.check_record`.
 
 prefect-redis writes each result under its bare cache key (a hex digest, no prefix), so the
 keys pagereel owns are told apart from anything else in the database by their content: a
@@ -25,13 +25,14 @@ from typing import Any, Literal
 
 import redis
 from prefect.cache_policies import CachePolicy
-from prefect.filesystems import LocalFileSystem, WritableFileSystem
+from prefect.filesystems import WritableFileSystem
 from prefect.transactions import IsolationLevel
-from prefect_redis import RedisDatabase, RedisLockManager
+from prefect_redis import RedisLockManager
 from pydantic import SecretStr
 from redis.connection import parse_url
 from redis.exceptions import LockNotOwnedError
 
+from flows.records import CheckedLocalFileSystem, CheckedRedisDatabase
 from flows.settings import Settings
 
 log = logging.getLogger("pagereel")
@@ -165,8 +166,8 @@ def _api_url() -> str | None:
 
 
 @functools.cache
-def _saved_local(path: str, api_url: str | None) -> LocalFileSystem:
-    block = LocalFileSystem(basepath=path)
+def _saved_local(path: str, api_url: str | None) -> CheckedLocalFileSystem:
+    block = CheckedLocalFileSystem(basepath=path)
     # Tasks find their storage through the API, so the block must be saved first.
     block.save(f"pagereel-results-{hashlib.sha256(path.encode()).hexdigest()[:12]}", overwrite=True)
     return block
@@ -175,9 +176,9 @@ def _saved_local(path: str, api_url: str | None) -> LocalFileSystem:
 @functools.cache
 def _saved_redis(url: str, api_url: str | None) -> WritableFileSystem:
     if url.startswith("unix://"):
-        block = RedisDatabase(connection_url=SecretStr(url))
+        block = CheckedRedisDatabase(connection_url=SecretStr(url))
     else:
-        block = RedisDatabase.from_connection_string(SecretStr(url))
+        block = CheckedRedisDatabase.from_connection_string(SecretStr(url))
     # Named by where it points, never by its password. Prefect keeps the password as a secret field
     # of the block: a worker that loads the block by id (Dask, Ray) needs it to read results.
     block.save(f"pagereel-redis-{hashlib.sha256(redis_where(url).encode()).hexdigest()[:12]}", overwrite=True)
@@ -201,17 +202,52 @@ class ExpiringRedisLockManager(RedisLockManager):
 
     def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
                      hold_timeout: float | None = None) -> bool:
-        return super().acquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        try:
+            return super().acquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
 
     async def aacquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
                             hold_timeout: float | None = None) -> bool:
-        return await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        try:
+            return await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
 
     def release_lock(self, key: str, holder: str) -> None:
         try:
             super().release_lock(key, holder)
-        except LockNotOwnedError:  # it expired while the task ran: nothing left to release
+        except (LockNotOwnedError, ValueError, *_REDIS_DOWN):
+            # It expired while the task ran, or Redis restarted and forgot it (another run may hold it now).
             self._locks.pop(self._lock_name_for_key(key), None)
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        try:
+            return super().wait_for_lock(key, timeout)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
+
+    async def await_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        try:
+            return await super().await_for_lock(key, timeout)
+        except _REDIS_DOWN as exc:
+            return _unlocked(key, exc)
+
+    def is_locked(self, key: str) -> bool:
+        try:
+            return super().is_locked(key)
+        except _REDIS_DOWN:
+            return False
+
+
+# Redis gone mid-run (restarted, network cut): a lock is an optimisation, so the task goes on without it.
+_REDIS_DOWN = (redis.RedisError, OSError)
+
+
+def _unlocked(key: str, exc: BaseException) -> bool:
+    log.warning("Redis did not answer for the cache lock of %s (%s); computing without the lock",
+                key[:16], " ".join(str(exc).split()) or type(exc).__name__)
+    return True
 
 
 @functools.cache

@@ -22,7 +22,7 @@ from flows.settings import Settings, load_settings
 from tasks.avatar import check_avatar
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
-from tasks.files import atomic_write, run_dir, sanitize_workflow_id, workflow_id_for
+from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
@@ -128,6 +128,7 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                                           words_per_minute=settings.storyboard.words_per_minute)
 
     folder = run_dir(settings.out_dir, workflow_id)
+    sweep_stale_parts(folder)  # what a killed run of this workflow left behind
     storyboard_path = atomic_write(folder / "storyboard.json", storyboard.model_dump_json(indent=2))
     recorder.wrote("storyboard", storyboard_path)
     publish_storyboard(workflow_id, storyboard)

@@ -7,6 +7,8 @@ only picks a sprite by the narration's loudness, so nothing is drawn per frame.
 from __future__ import annotations
 
 import io
+import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,24 +80,40 @@ def load_avatar(spec: str, height: int) -> AvatarSprites:
 
 def _read_png(path: Path) -> Image.Image:
     try:
-        size = path.stat().st_size
-    except OSError:
+        info = path.stat()
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         raise ConfigurationError(f"avatar file {str(path)!r} does not exist or cannot be read") from None
-    if size > MAX_AVATAR_BYTES:
-        raise ConfigurationError(f"avatar file {str(path)!r} is {size} bytes; at most {MAX_AVATAR_BYTES} are accepted")
-    data = path.read_bytes()
+    if not stat.S_ISREG(info.st_mode):
+        # A directory, a device (/dev/zero never ends) or a pipe: nothing to read a picture from.
+        raise ConfigurationError(f"avatar {str(path)!r} is not a regular file; give a PNG file")
+    if info.st_size > MAX_AVATAR_BYTES:
+        raise ConfigurationError(
+            f"avatar file {str(path)!r} is {info.st_size} bytes; at most {MAX_AVATAR_BYTES} are accepted")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_AVATAR_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"avatar file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_AVATAR_BYTES:
+        raise ConfigurationError(f"avatar file {str(path)!r} grew past {MAX_AVATAR_BYTES} bytes while being read")
     if not data.startswith(_PNG_MAGIC):
         raise ConfigurationError(f"avatar file {str(path)!r} is not a PNG image; give a PNG with transparency")
+    if data[12:16] == b"IHDR":
+        # The size is in the header: a decompression bomb is refused before Pillow allocates anything.
+        width, height = struct.unpack(">II", data[16:24])
+        _check_pixels(path, width, height)
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            if probe.width * probe.height > MAX_AVATAR_PIXELS:
-                raise ConfigurationError(
-                    f"avatar image {str(path)!r} is {probe.width}x{probe.height}; at most 4096x4096 is accepted"
-                )
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as probe:
+            _check_pixels(path, probe.width, probe.height)
             probe.load()
             return probe.convert("RGBA")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ConfigurationError(f"avatar file {str(path)!r} cannot be read as an image: {exc}") from None
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_AVATAR_PIXELS:
+        raise ConfigurationError(f"avatar image {str(path)!r} is {width}x{height}; at most 4096x4096 is accepted")
 
 
 def _finish(img: Image.Image, height: int) -> np.ndarray:

@@ -14,7 +14,9 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from http import HTTPStatus
 from pathlib import Path
 from typing import TypeVar
@@ -27,6 +29,7 @@ from tasks.errors import FetchError, PagereelError
 from tasks.models import FetchOptions, Page
 
 T = TypeVar("T")
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 SCHEMES_HINT = "pagereel fetches http:// and https:// URLs, file:// URLs and local paths"
 PRIVATE_HINT = (
@@ -35,6 +38,8 @@ PRIVATE_HINT = (
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+#: Most bytes inflated or read in one step; the byte limit is checked after each.
+_PIECE = 65536
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([a-z0-9_.:-]+)""", re.IGNORECASE)
 _HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([^"';\s]+)""", re.IGNORECASE)
 # Longest first: the UTF-32-LE mark starts with the UTF-16-LE one.
@@ -68,20 +73,26 @@ def fetch_page(url: str, options: FetchOptions | None = None) -> Page:
     raise FetchError(f"cannot fetch {scheme}: URLs ({target}); {SCHEMES_HINT}")
 
 
-def check_host_allowed(url: str, options: FetchOptions | None = None) -> None:
-    """Raise FetchError unless every address the URL's host resolves to is a public one."""
+def check_host_allowed(url: str, options: FetchOptions | None = None) -> list[IPAddress] | None:
+    """Raise FetchError unless every address the URL's host resolves to is a public one.
+
+    Returns the addresses checked (the first is the one to connect to), or None when private
+    hosts are allowed and nothing was looked up.
+    """
     options = options or FetchOptions()
     parts = urlsplit(url)
     host = parts.hostname
     if not host:
         raise FetchError(f"{url} has no host name: check the URL")
     if options.allow_private_hosts:
-        return
-    for address in _resolve(host, parts.scheme):
+        return None
+    addresses = _resolve(host, parts.scheme)
+    for address in addresses:
         kind = _non_public_kind(address)
         if kind:
             where = host if host == str(address) else f"{host} ({address})"
             raise FetchError(f"refusing to fetch {url}: {where} is {kind} address; {PRIVATE_HINT}")
+    return addresses
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -98,9 +109,9 @@ def is_transient(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- address checks
 
 
-def _resolve(host: str, scheme: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+def _resolve(host: str, scheme: str) -> list[IPAddress]:
     try:
-        return {ipaddress.ip_address(host)}  # a literal needs no lookup
+        return [ipaddress.ip_address(host)]  # a literal needs no lookup
     except ValueError:
         pass
     port = 443 if scheme == "https" else 80
@@ -112,7 +123,8 @@ def _resolve(host: str, scheme: str) -> set[ipaddress.IPv4Address | ipaddress.IP
         ) from exc
     except UnicodeError as exc:
         raise FetchError(f"{host} is not a valid host name: check the URL") from exc
-    return {ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos}
+    # In the resolver's order of preference, each once.
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos))
 
 
 def _non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -151,15 +163,15 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
     """
     deadline = time.monotonic() + options.timeout_s
     chain = [target]
-    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
+    headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
     # trust_env=False: a proxy from the environment would bypass the address check above.
     with httpx.Client(headers=headers, follow_redirects=False, trust_env=False) as client:
         while True:
             current = chain[-1]
-            check_host_allowed(current, options)
+            addresses = check_host_allowed(current, options)
             try:
-                with client.stream("GET", current, timeout=_remaining(deadline, current, options)) as response:
-                    location = _redirect_location(response)
+                with _open(client, current, addresses, _remaining(deadline, current, options)) as response:
+                    location = _redirect_location(response, current)
                     if location is None:
                         return read(response, deadline)
             except httpx.TimeoutException as exc:
@@ -176,6 +188,35 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
             _follow(chain, location, options)
 
 
+def _open(client: httpx.Client, url: str, addresses: list[IPAddress] | None,
+          timeout: httpx.Timeout) -> AbstractContextManager[httpx.Response]:
+    """Stream a GET of ``url``, connecting to ``addresses[0]`` when the guard has checked the host.
+
+    Connecting to the very address that was checked closes DNS rebinding: a name that resolves to a
+    public address for the check and to a private one a moment later never gets a second lookup.
+    The Host header and the TLS server name (and so certificate checking) stay the URL's host.
+    """
+    target = httpx.URL(url)
+    if not addresses or target.host == str(addresses[0]):
+        return client.stream("GET", target, timeout=timeout)
+    pinned = target.copy_with(host=str(addresses[0]))
+    host_header = target.host if target.port is None else f"{target.host}:{target.port}"
+    request = client.build_request("GET", pinned, headers={"Host": host_header}, timeout=timeout,
+                                   extensions={"sni_hostname": target.host})
+    return _reported_as(client, request, target)
+
+
+@contextmanager
+def _reported_as(client: httpx.Client, request: httpx.Request, url: httpx.URL) -> Iterator[httpx.Response]:
+    response = client.send(request, stream=True)
+    try:
+        # Messages, redirects and the page's final URL name the host the user gave, not its address.
+        response.request.url = url
+        yield response
+    finally:
+        response.close()
+
+
 def _remaining(deadline: float, url: str, options: FetchOptions) -> httpx.Timeout:
     left = deadline - time.monotonic()
     if left <= 0:
@@ -190,13 +231,13 @@ def _timed_out(url: str, options: FetchOptions) -> FetchError:
     )
 
 
-def _redirect_location(response: httpx.Response) -> str | None:
+def _redirect_location(response: httpx.Response, current: str) -> str | None:
     if response.status_code not in _REDIRECT_STATUSES:
         return None
     location = response.headers.get("location", "").strip()
     if not location:
-        raise FetchError(f"{response.url} answered {response.status_code} without saying where to go")
-    return str(response.url.join(location))
+        raise FetchError(f"{current} answered {response.status_code} without saying where to go")
+    return str(httpx.URL(current).join(location))
 
 
 def _follow(chain: list[str], location: str, options: FetchOptions) -> None:
@@ -224,15 +265,63 @@ def _read_response(url: str, response: httpx.Response, deadline: float, options:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > options.max_bytes:
         raise _too_big(final, options)
+    body = read_body(response, deadline, options, lambda: _too_big(final, options))
+    return _make_page(url, final, status, mime or None, charset, body)
+
+
+def read_body(response: httpx.Response, deadline: float, options: FetchOptions,
+              too_big: Callable[[], FetchError]) -> bytes:
+    """The decompressed body, never holding more than ``options.max_bytes`` plus one piece, before ``deadline``.
+
+    httpx would inflate each received chunk whole: 64 KB of a gzip bomb becomes 64 MB in one call.
+    Here compressed data is inflated in bounded pieces and counted as it comes.
+    """
+    final = str(response.url)
+    inflate = _inflater(response.headers.get("content-encoding", ""), final)
     body = bytearray()
-    # iter_bytes decompresses; counting what it yields stops a gzip bomb at the limit.
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > options.max_bytes:
-            raise _too_big(final, options)
+    for raw in response.iter_raw():  # as received: a chunk size would wait for that many bytes
+        for piece in inflate(raw):
+            body += piece
+            if len(body) > options.max_bytes:
+                raise too_big()
         if time.monotonic() > deadline:
             raise _timed_out(final, options)
-    return _make_page(url, final, status, mime or None, charset, bytes(body))
+    return bytes(body)
+
+
+def _inflater(header: str, url: str) -> Callable[[bytes], Iterator[bytes]]:
+    codings = [c.strip().lower() for c in header.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if not codings:
+        return lambda raw: iter((raw,))
+    if len(codings) > 1 or codings[0] not in ("gzip", "x-gzip", "deflate"):
+        raise FetchError(f"{url} sent its body as {header.strip()!r}, which pagereel does not decompress; "
+                         "it asks for gzip or deflate only")
+    wbits = 16 + zlib.MAX_WBITS if codings[0] in ("gzip", "x-gzip") else zlib.MAX_WBITS
+    state = {"decoder": zlib.decompressobj(wbits), "first": True}
+
+    def inflate(raw: bytes) -> Iterator[bytes]:
+        pending = raw
+        while pending:
+            decoder = state["decoder"]
+            try:
+                piece = decoder.decompress(pending, _PIECE)
+            except zlib.error as exc:
+                if state["first"] and wbits == zlib.MAX_WBITS:  # "deflate" sent raw, without the zlib header
+                    state["decoder"] = zlib.decompressobj(-zlib.MAX_WBITS)
+                    state["first"] = False
+                    continue
+                raise FetchError(f"{url} sent a body that cannot be decompressed: {exc}") from exc
+            state["first"] = False
+            if piece:
+                yield piece
+            if decoder.eof:  # a gzip member ended: more may follow
+                pending = decoder.unused_data
+                if pending:
+                    state["decoder"] = zlib.decompressobj(wbits)
+            else:
+                pending = decoder.unconsumed_tail
+
+    return inflate
 
 
 def _status_error(url: str, status: int, reason: str) -> FetchError:

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tasks.errors import ConfigurationError
 
+log = logging.getLogger("pagereel")
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ID_CHARS = 80
+# Folders this process has claimed: the shared lock lives as long as its open file does.
+_claimed: dict[Path, int] = {}
+_claimed_guard = threading.Lock()
 
 
 def sanitize_workflow_id(raw: str) -> str:
@@ -59,3 +67,31 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def sweep_stale_parts(folder: Path) -> list[Path]:
+    """Delete the ``.*.part`` files a killed run left in ``folder``; return what was deleted.
+
+    A run killed by SIGKILL never reaches its ``finally``, so its temporary files stay. Each run
+    holds a shared lock (flock) on the folder until its process ends; the sweep happens only
+    when no other process holds it, so a concurrent run's file being written is never touched.
+    """
+    folder = Path(folder)
+    with _claimed_guard:
+        fd = _claimed.get(folder)
+        if fd is None:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # the folder itself is the lock: no extra file
+            _claimed[folder] = fd
+        removed: list[Path] = []
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # another live run uses this folder: its part files may be in progress
+        else:
+            for part in folder.glob(".*.part"):
+                part.unlink(missing_ok=True)
+                removed.append(part)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    if removed:
+        log.warning("removed %d unfinished file(s) left in %s by an interrupted run", len(removed), folder)
+    return removed

@@ -11,7 +11,6 @@ import functools
 import io
 import logging
 import os
-import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,8 +23,8 @@ from tasks.fetch import (
     _local_path,
     _parse_content_type,
     _status_error,
-    _timed_out,
     guarded_get,
+    read_body,
 )
 from tasks.models import FetchOptions
 
@@ -138,15 +137,7 @@ def _read_body(response: httpx.Response, deadline: float, options: FetchOptions)
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > options.max_bytes:
         raise _too_big(final, options)
-    body = bytearray()
-    # iter_bytes decompresses; counting what it yields stops a gzip bomb at the limit.
-    for chunk in response.iter_bytes():
-        body += chunk
-        if len(body) > options.max_bytes:
-            raise _too_big(final, options)
-        if time.monotonic() > deadline:
-            raise _timed_out(final, options)
-    return bytes(body)
+    return read_body(response, deadline, options, lambda: _too_big(final, options))
 
 
 def _read_local(target: str, options: FetchOptions) -> tuple[bytes, str]:

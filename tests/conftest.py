@@ -6,6 +6,7 @@ import functools
 import gzip
 import html
 import os
+import random
 import socketserver
 import sys
 import threading
@@ -65,6 +66,29 @@ def _page_of(size: int) -> bytes:
 def _gzip_bomb() -> bytes:
     """About 50 KB that inflates to 50 MB of HTML."""
     return gzip.compress(_page_of(50_000_000), compresslevel=9)
+
+
+@functools.cache
+def _binary_noise() -> bytes:
+    """200 KB of incompressible bytes, as a misconfigured server sends a binary under text/html."""
+    return random.Random(7).randbytes(200_000)
+
+
+@functools.cache
+def _nested_page(depth: int) -> bytes:
+    """An article buried under ``depth`` nested <div>s."""
+    words = " ".join(["The river keeps its course through the valley."] * 20)
+    return (b"<html><body>" + b"<div>" * depth + f"<p>{words}</p>".encode() + b"</div>" * depth
+            + b"</body></html>")
+
+
+@functools.cache
+def _many_images_page(n: int) -> bytes:
+    """A real article with ``n`` distinct <img> tags between its paragraphs (pictures that do not exist)."""
+    paragraph = "<p>" + " ".join(["Goats climb the dam wall to lick the salt from its stones."] * 4) + "</p>"
+    images = "".join(f'<figure><img src="/img/{i}.jpg" alt="photo {i}"></figure>' for i in range(n))
+    body = f"<article><h1>Ten thousand pictures</h1>{paragraph * 3}{images}{paragraph * 3}</article>"
+    return f"<html><head><title>Pictures</title></head><body>{body}</body></html>".encode()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -136,6 +160,18 @@ class _Handler(BaseHTTPRequestHandler):
             if drip:
                 self._chunk(drip)
 
+    def _endless(self) -> None:
+        """A chunked body that never ends: 64 KB chunks as fast as the client reads them."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Connection", "close")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chunk = b"<p>" + b"endless " * 8190 + b"</p>"
+        ends = time.monotonic() + SLOW_ROUTE_LIMIT_S
+        while not self.server.stop.is_set() and time.monotonic() < ends:
+            self._chunk(chunk)
+
     def _redirect(self, location: str, code: int = 302) -> None:
         self._send(code, b"", headers={"Location": location})
 
@@ -169,7 +205,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/hang":
             return self._slow(0.05, None)
         if path == "/drip":
-            return self._slow(float(q.get("every", "0.1")), b"<p>a</p>")
+            return self._slow(float(q.get("every", "0.1")), q.get("piece", "<p>a</p>").encode())
+        if path == "/endless":
+            return self._endless()
+        if path == "/binary-html":
+            return self._send(200, _binary_noise(), "text/html; charset=utf-8")
+        if path == "/nested":
+            return self._send(200, _nested_page(int(q.get("depth", "100000"))))
+        if path == "/many-images":
+            return self._send(200, _many_images_page(int(q.get("n", "10000"))))
         if path.startswith("/redirect/"):
             n = int(path.rsplit("/", 1)[-1])
             if n <= 1:

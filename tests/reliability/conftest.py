@@ -1,0 +1,39 @@
+"""Fixtures of the reliability tests: one Prefect API per session, shared with the flow tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.flows.conftest import pagereel_env  # noqa: F401 - a fixture, found by name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def prefect_api(_quiet_prefect_home: None) -> Iterator[str]:
+    """The session's Prefect API: the flow tests' one when it is already up, else one started here."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    running = PREFECT_API_URL.value()
+    if running:  # a second test server would cost its start-up time and memory for nothing
+        yield str(running)
+        return
+    with prefect_test_harness(server_startup_timeout=90):
+        yield str(PREFECT_API_URL.value())
+
+
+def cli_env(prefect_api: str, **extra: str) -> dict[str, str]:
+    """The environment for a pagereel CLI in a child process: this session's API and settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGEREEL_")}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PAGEREEL_")})
+    env.update(PREFECT_API_URL=prefect_api, PYTHONPATH=str(ROOT), PREFECT_LOGGING_LEVEL="WARNING", **extra)
+    return env
+
+
+PYTHON = sys.executable
