@@ -21,6 +21,8 @@ _BILINEAR_BITS = 11
 _BILINEAR_ONE = 1 << _BILINEAR_BITS
 #: Fixed-point bits of the crossfade weight.
 _FADE_BITS = 16
+#: Output rows per parallel task of Ken Burns: a band reuses blended source rows between its rows.
+_KEN_BURNS_BAND = 32
 _FADE_ONE = 1 << _FADE_BITS
 #: Fixed-point bits of the colour-conversion coefficients.
 _YUV_BITS = 16
@@ -137,24 +139,57 @@ def _sample_axis(start, length, n_out, n_src):  # pragma: no cover - compiled
     return idx0, idx1, weight
 
 
+@jit()
+def _ken_burns_row(src, xa3, xb3, xw, tmp):  # pragma: no cover - compiled
+    """One source row resampled across: ``tmp`` gets each output pixel's unrounded horizontal blend."""
+    one = np.int32(_BILINEAR_ONE)
+    for j in range(xa3.shape[0]):
+        c0, c1 = xa3[j], xb3[j]
+        b = np.int32(xw[j])
+        a = one - b
+        for c in range(3):
+            tmp[3 * j + c] = np.int32(src[c0 + c]) * a + np.int32(src[c1 + c]) * b
+
+
 @jit(parallel=True)
 def _ken_burns_kernel(image, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
+    # Separable, in the reference's order: each source row is blended across once (and reused by the
+    # next output row when both read it), then each output row blends its two rows down. int32 is
+    # enough: 255 * 2048 * 2048 + 2^21 < 2^31.
     h, w = out.shape[0], out.shape[1]
     xa, xb, xw = _sample_axis(x0, win_w, w, image.shape[1])
     ya, yb, yw = _sample_axis(y0, win_h, h, image.shape[0])
-    half = 1 << (2 * _BILINEAR_BITS - 1)
-    for i in prange(h):
-        r0, r1 = ya[i], yb[i]
-        wy1 = yw[i]
-        wy0 = _BILINEAR_ONE - wy1
-        for j in range(w):
-            c0, c1 = xa[j], xb[j]
-            wx1 = xw[j]
-            wx0 = _BILINEAR_ONE - wx1
-            for c in range(3):
-                top = np.int64(image[r0, c0, c]) * wx0 + np.int64(image[r0, c1, c]) * wx1
-                bottom = np.int64(image[r1, c0, c]) * wx0 + np.int64(image[r1, c1, c]) * wx1
-                out[i, j, c] = (top * wy0 + bottom * wy1 + half) >> (2 * _BILINEAR_BITS)
+    xa3 = (xa * 3).astype(np.int32)
+    xb3 = (xb * 3).astype(np.int32)
+    src = image.reshape(image.shape[0], -1)
+    dst = out.reshape(h, -1)
+    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
+    one = np.int32(_BILINEAR_ONE)
+    step = _KEN_BURNS_BAND
+    chunks = (h + step - 1) // step
+    for chunk in prange(chunks):
+        top = np.empty(w * 3, np.int32)
+        bottom = np.empty(w * 3, np.int32)
+        top_row, bottom_row = -1, -1
+        for i in range(chunk * step, min(h, (chunk + 1) * step)):
+            r0, r1 = ya[i], yb[i]
+            if r0 == bottom_row and r0 != top_row:  # moving down: the old bottom row is the new top
+                top, bottom = bottom, top
+                top_row, bottom_row = bottom_row, top_row
+            if top_row != r0:
+                _ken_burns_row(src[r0], xa3, xb3, xw, top)
+                top_row = r0
+            if bottom_row != r1:
+                if r1 == top_row:
+                    bottom[:] = top
+                else:
+                    _ken_burns_row(src[r1], xa3, xb3, xw, bottom)
+                bottom_row = r1
+            wy1 = np.int32(yw[i])
+            wy0 = one - wy1
+            row = dst[i]
+            for k in range(w * 3):
+                row[k] = (top[k] * wy0 + bottom[k] * wy1 + half) >> np.int32(2 * _BILINEAR_BITS)
 
 
 def _sample_axis_reference(start: float, length: float, n_out: int, n_src: int):

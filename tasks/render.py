@@ -10,6 +10,7 @@ held at a time.
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -116,43 +117,58 @@ def render_scene(
     loudness = np.clip(envelope / max(1e-6, float(envelope.max(initial=0.0))) * 1.2, 0.0, 1.0)
     bar_h = max(4, height // 120)
 
+    fade_frames = max(1, round(FADE_S * fps)) if previous is not None else 0
+    caption_frames = max(1, round(CAPTION_FADE_S * fps))
+    # The bar is one full-width layer slid in from the left: its visible part is the progress.
+    full_bar = bar(width, bar_h, palette.accent)
+    frame = np.empty((height, width, 3), np.uint8)
+    still_at = int(frames * STILL_AT)
+    stills: list[bytes] = []
+
+    def compose(k: int, vf: av.VideoFrame) -> av.VideoFrame:
+        """Draw frame ``k`` and write it into ``vf``'s yuv420p planes."""
+        u = k / max(1, frames - 1)
+        backdrop.draw(frame, u)
+        if k < fade_frames:
+            crossfade(previous, frame, frame, (k + 1) / (fade_frames + 1))
+        for n, layer in enumerate(layers):
+            opacity = 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames)
+            alpha_over(frame, layer.rgba, layer.x, layer.y, opacity)
+        cue = _active(cues, k / fps - LEAD_S)
+        if cue is not None:
+            alpha_over(frame, cue.rgba, cue.x, cue.y, 1.0)
+        if avatar is not None:
+            _draw_avatar(frame, avatar, float(loudness[k]), width, height, bar_h)
+        progress = int(width * (context.index + u) / max(1, context.total))
+        if progress > 0:
+            alpha_over(frame, full_bar, progress - width, height - bar_h, 1.0)
+        if k == still_at:
+            stills.append(_still(frame))
+        rgb_frame_to_av(frame, vf)
+        vf.pts = k
+        return vf
+
     buf = io.BytesIO()
     try:
-        with av.open(buf, "w", format="mp4") as out:
+        with av.open(buf, "w", format="mp4") as out, ThreadPoolExecutor(1, "pagereel-compose") as composer:
             video, audio = _streams(out, options, narration.sample_rate)
-            frame = np.empty((height, width, 3), np.uint8)
-            # One encoder frame, refilled in place (rgb_frame_to_av copies it if x264 still holds it).
-            vf = av.VideoFrame(width, height, "yuv420p")
-            vf.time_base = Fraction(1, fps)
-            fade_frames = max(1, round(FADE_S * fps)) if previous is not None else 0
-            caption_frames = max(1, round(CAPTION_FADE_S * fps))
-            still_at = int(frames * STILL_AT)
-            still = None
+            # Two encoder frames in turn: frame k+1 is drawn into one while x264 takes frame k from
+            # the other. Kernels and the encoder both run without the GIL, so the two overlap.
+            slots = [av.VideoFrame(width, height, "yuv420p") for _ in range(2)]
+            for vf in slots:
+                vf.time_base = Fraction(1, fps)
+            pending = composer.submit(compose, 0, slots[0])
             for k in range(frames):
-                u = k / max(1, frames - 1)
-                backdrop.draw(frame, u)
-                if k < fade_frames:
-                    crossfade(previous, frame, frame, (k + 1) / (fade_frames + 1))
-                for n, layer in enumerate(layers):
-                    opacity = 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames)
-                    alpha_over(frame, layer.rgba, layer.x, layer.y, opacity)
-                cue = _active(cues, k / fps - LEAD_S)
-                if cue is not None:
-                    alpha_over(frame, cue.rgba, cue.x, cue.y, 1.0)
-                if avatar is not None:
-                    _draw_avatar(frame, avatar, float(loudness[k]), width, height, bar_h)
-                progress = int(width * (context.index + u) / max(1, context.total))
-                if progress > 0:
-                    alpha_over(frame, bar(progress, bar_h, palette.accent), 0, height - bar_h, 1.0)
-                if k == still_at:
-                    still = _still(frame)
-                rgb_frame_to_av(frame, vf)
-                vf.pts = k
+                vf = pending.result()
+                if k + 1 < frames:
+                    # Slot (k+1) % 2 last held frame k-1, whose encode call has returned.
+                    pending = composer.submit(compose, k + 1, slots[(k + 1) % 2])
                 out.mux(video.encode(vf))
             out.mux(video.encode(None))
             _encode_audio(out, audio, pcm, narration.sample_rate)
     except av.FFmpegError as exc:
         raise RenderError(f"encoding scene {scene.id!r} failed: {exc}", transient=True) from exc
+    still = stills[0] if stills else None
     return Segment(scene_id=scene.id, mp4=buf.getvalue(), duration_s=frames / fps, frames=frames, width=width,
                    height=height, fps=fps, still=still)
 
