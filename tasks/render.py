@@ -10,6 +10,7 @@ held at a time.
 from __future__ import annotations
 
 import io
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernels._jit import limit_kernel_threads
 from kernels.audio import rms_envelope
 from kernels.compositing import alpha_over, crossfade, ken_burns, ken_burns_window, rgb_frame_to_av, tag_bt709
 from tasks.avatar import AvatarSprites, load_avatar
@@ -150,8 +152,10 @@ def render_scene(
 
     buf = io.BytesIO()
     try:
-        with av.open(buf, "w", format="mp4") as out, ThreadPoolExecutor(1, "pagereel-compose") as composer:
-            video, audio = _streams(out, options, narration.sample_rate)
+        cores = core_share()
+        with (av.open(buf, "w", format="mp4") as out,
+              ThreadPoolExecutor(1, "pagereel-compose", limit_kernel_threads, (cores,)) as composer):
+            video, audio = _streams(out, options, narration.sample_rate, options.threads or cores)
             # Two encoder frames in turn: frame k+1 is drawn into one while x264 takes frame k from
             # the other. Kernels and the encoder both run without the GIL, so the two overlap.
             slots = [av.VideoFrame(width, height, "yuv420p") for _ in range(2)]
@@ -237,12 +241,27 @@ def _draw_avatar(frame: np.ndarray, avatar: AvatarSprites, loudness: float, widt
 # --------------------------------------------------------------------------- encoding
 
 
-def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int):
+def core_share() -> int:
+    """Cores this render may use: its Dask worker's threads inside a Dask worker, else 0 (the whole machine).
+
+    A Dask worker is sized to the cores it was given; an encoder and kernels spread over the whole
+    machine in each of several workers would only queue for the same cores.
+    """
+    distributed = sys.modules.get("distributed")  # loaded in every Dask worker; never imported here
+    if distributed is None:
+        return 0
+    try:
+        return max(1, int(distributed.get_worker().state.nthreads))
+    except (ValueError, AttributeError):  # not inside a worker
+        return 0
+
+
+def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int, threads: int):
     codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
     if options.keyframe_interval is not None:
         codec_options["g"] = str(options.keyframe_interval)
     video = out.add_stream("libx264", rate=options.fps, options=codec_options)
-    video.codec_context.thread_count = options.threads
+    video.codec_context.thread_count = threads
     video.width, video.height = options.size
     video.pix_fmt = "yuv420p"
     video.codec_context.time_base = Fraction(1, options.fps)
