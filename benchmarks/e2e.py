@@ -32,8 +32,8 @@ LENGTHS = [(60.0, 12), (600.0, 60)]
 QUICK_LENGTHS = [(15.0, 4), (30.0, 6)]
 
 
-def child(url: str, duration: float, max_scenes: int) -> dict:
-    """Make one video in this process and return what was measured."""
+def child(url: str, duration: float, max_scenes: int, overrides: dict | None = None) -> dict:
+    """Make one video in this process and return what was measured (``overrides``: more settings)."""
     from flows.video_flow import run_video
     from tasks.models import Narration, RenderOptions, Scene
     from tasks.render import render_scene
@@ -46,8 +46,8 @@ def child(url: str, duration: float, max_scenes: int) -> dict:
     warm_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    state = run_video(url, workflow_id=f"e2e-{int(duration)}",
-                      overrides={"storyboard": {"target_duration_s": duration, "max_scenes": max_scenes}})
+    settings = {"storyboard": {"target_duration_s": duration, "max_scenes": max_scenes}, **(overrides or {})}
+    state = run_video(url, workflow_id=f"e2e-{int(duration)}", overrides=settings)
     wall = time.perf_counter() - t0
     if state.status != "completed" or not state.video_path or not Path(state.video_path).is_file():
         raise SystemExit(f"the run did not finish a video: status {state.status!r}")

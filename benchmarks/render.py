@@ -8,7 +8,10 @@ caption that fades in, subtitles timed to the narration's words, a progress bar 
 - **pagereel**: ``tasks.render.render_scene`` into an in-memory MP4.
 - **moviepy**: the same scene built the MoviePy 2 way (ImageClip resized and moved over time,
   TextClips, a sliding ColorClip, AudioArrayClip) and written with ``write_videofile`` to a temp file.
-  Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+  MoviePy 2.2 pins Pillow below 12, so it lives in its own environment: ``make bench`` creates
+  ``.venv-bench`` (pagereel plus the ``bench`` extra) and this script runs the MoviePy contender in
+  a child process of that interpreter, timed inside the child around ``write_videofile`` alone. If
+  MoviePy imports in the running interpreter, it runs in-process instead.
 - **encode-only**: pagereel's own frames, decoded from a warm-up render and turned into yuv420p
   ``av.VideoFrame``s before the clock starts, pushed through the same libx264 settings with the
   same audio into an in-memory MP4. It is the floor: nothing that renders these frames this way
@@ -258,6 +261,48 @@ def run_moviepy(inputs: Inputs, folder: Path) -> bytes:
     return data
 
 
+BENCH_PYTHON = _HERE.parent / ".venv-bench" / "bin" / "python"
+
+
+def moviepy_version() -> str | None:
+    try:
+        return metadata.version("moviepy")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def moviepy_once(frames: int, out_path: Path) -> dict:
+    """Child side: build the same inputs, time one MoviePy render, write its MP4 to ``out_path``."""
+    import imageio_ffmpeg
+
+    inputs = build_inputs(frames)
+    runs = Runs([], [])
+    with tempfile.TemporaryDirectory(prefix="pagereel-bench-moviepy-") as tmp:
+        timed(lambda: run_moviepy(inputs, Path(tmp)), runs)
+    out_path.write_bytes(runs.output)
+    return {"wall": runs.wall[0], "cpu": runs.cpu[0], "moviepy": moviepy_version(),
+            "ffmpeg": imageio_ffmpeg.get_ffmpeg_version()}
+
+
+def moviepy_in_child(python: Path, frames: int, folder: Path, runs: Runs) -> dict:
+    """Run :func:`moviepy_once` in ``python`` (the benchmark environment) and add its timing to ``runs``."""
+    import json
+    import subprocess
+
+    out = folder / "moviepy-child.mp4"
+    done = subprocess.run([str(python), __file__, "--moviepy-once", str(out), "--frames", str(frames)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"the MoviePy contender failed in {python} (exit {done.returncode})")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    runs.wall.append(report["wall"])
+    runs.cpu.append(report["cpu"])
+    runs.output = out.read_bytes()
+    out.unlink()
+    return report
+
+
 def render_and_capture(inputs: Inputs) -> tuple[bytes, list[av.VideoFrame]]:
     """Render the scene once, keeping a copy of each yuv420p frame render_scene hands its encoder.
 
@@ -423,14 +468,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three (default 3)")
     parser.add_argument("--quick", action="store_true", help="a 3 s scene (90 frames) instead of 10 s (300)")
+    parser.add_argument("--moviepy-once", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, default=300, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    try:
-        import imageio_ffmpeg
-        import moviepy  # noqa: F401
-    except ImportError:
-        print("MoviePy is missing: pip install -e '.[bench]'", file=sys.stderr)
+    if args.moviepy_once:
+        import json
+
+        print(json.dumps(moviepy_once(args.frames, args.moviepy_once)))
+        return 0
+    child_python = None if moviepy_version() else BENCH_PYTHON
+    if child_python is not None and not child_python.exists():
+        print(f"MoviePy is missing: run `make bench` (it creates {child_python.parent.parent.name}) or "
+              "pip install -e '.[bench]' into an environment of its own", file=sys.stderr)
         return 2
 
     inputs = build_inputs(90 if args.quick else 300)
@@ -439,8 +490,8 @@ def main(argv: list[str] | None = None) -> int:
           f"x264 {inputs.options.preset} crf {inputs.options.crf}, threads={THREADS} (auto); "
           f"narration {inputs.narration.duration_s:.2f} s, {len(inputs.narration.words)} words")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"kernels={kernel_backend()}, PyAV {av.__version__} (FFmpeg {av.library_versions['libavcodec']}), "
-          f"MoviePy {metadata.version('moviepy')} (ffmpeg {imageio_ffmpeg.get_ffmpeg_version()})")
+          f"kernels={kernel_backend()}, PyAV {av.__version__} (FFmpeg {av.library_versions['libavcodec']}); "
+          f"MoviePy {'in ' + str(child_python) if child_python else 'in-process'}")
 
     # Warm-up: Numba loads (or compiles) its kernels and fonts are laid out; its frames feed encode-only.
     t0 = time.perf_counter()
@@ -458,7 +509,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pagereel-bench-") as tmp:
         for r in range(args.rounds):
             timed(lambda: run_pagereel(inputs), results["pagereel"])
-            timed(lambda: run_moviepy(inputs, Path(tmp)), results["moviepy"])
+            if child_python is None:
+                timed(lambda: run_moviepy(inputs, Path(tmp)), results["moviepy"])
+            else:
+                peer = moviepy_in_child(child_python, inputs.frames, Path(tmp), results["moviepy"])
+                if r == 0:
+                    print(f"MoviePy {peer['moviepy']} (ffmpeg {peer['ffmpeg']})")
             timed(lambda: run_encode_only(frames, inputs), results["encode-only"])
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v.wall[-1]:.2f} s" for n, v in results.items()),
                   flush=True)
