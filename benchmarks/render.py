@@ -307,24 +307,24 @@ def render_and_capture(inputs: Inputs) -> tuple[bytes, list[av.VideoFrame]]:
     """Render the scene once, keeping a copy of each yuv420p frame render_scene hands its encoder.
 
     The copies are the exact frames pagereel encodes (decoding its MP4 instead would give x264
-    smoother, cheaper frames and a floor that is too low). If render_scene no longer converts
-    through ``rgb_frame_to_av``, the frames are decoded from its output instead.
+    smoother, cheaper frames and a floor that is too low). If render_scene no longer fills its
+    frames through ``fill_av_frame``, the frames are decoded from its output instead.
     """
     import tasks.render as render_module
 
     captured: list[av.VideoFrame] = []
-    convert = render_module.rgb_frame_to_av
+    fill = render_module.fill_av_frame
 
-    def convert_and_keep(rgb: np.ndarray, frame: av.VideoFrame) -> av.VideoFrame:
-        out = convert(rgb, frame)
+    def fill_and_keep(planes, frame: av.VideoFrame) -> av.VideoFrame:
+        out = fill(planes, frame)
         captured.append(fresh_frame(out))
         return out
 
-    render_module.rgb_frame_to_av = convert_and_keep
+    render_module.fill_av_frame = fill_and_keep
     try:
         mp4 = run_pagereel(inputs)
     finally:
-        render_module.rgb_frame_to_av = convert
+        render_module.fill_av_frame = fill
     if len(captured) != inputs.frames:
         print("note: render_scene's frames could not be captured; encode-only uses its decoded output",
               file=sys.stderr)

@@ -238,6 +238,80 @@ def ken_burns(image: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: f
     return out
 
 
+@jit()
+def _ken_burns_plane_row(src, xa, xb, xw, tmp):  # pragma: no cover - compiled
+    one = np.int32(_BILINEAR_ONE)
+    for j in range(xa.shape[0]):
+        b = np.int32(xw[j])
+        tmp[j] = np.int32(src[xa[j]]) * (one - b) + np.int32(src[xb[j]]) * b
+
+
+@jit(parallel=True)
+def _ken_burns_plane_kernel(plane, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
+    # The single-channel twin of _ken_burns_kernel (same bands, same arithmetic), for Y, U or V.
+    h, w = out.shape[0], out.shape[1]
+    xa, xb, xw = _sample_axis(x0, win_w, w, plane.shape[1])
+    ya, yb, yw = _sample_axis(y0, win_h, h, plane.shape[0])
+    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
+    one = np.int32(_BILINEAR_ONE)
+    step = _KEN_BURNS_BAND
+    for chunk in prange((h + step - 1) // step):
+        top = np.empty(w, np.int32)
+        bottom = np.empty(w, np.int32)
+        top_row, bottom_row = -1, -1
+        for i in range(chunk * step, min(h, (chunk + 1) * step)):
+            r0, r1 = ya[i], yb[i]
+            if r0 == bottom_row and r0 != top_row:
+                top, bottom = bottom, top
+                top_row, bottom_row = bottom_row, top_row
+            if top_row != r0:
+                _ken_burns_plane_row(plane[r0], xa, xb, xw, top)
+                top_row = r0
+            if bottom_row != r1:
+                if r1 == top_row:
+                    bottom[:] = top
+                else:
+                    _ken_burns_plane_row(plane[r1], xa, xb, xw, bottom)
+                bottom_row = r1
+            wy1 = np.int32(yw[i])
+            wy0 = one - wy1
+            row = out[i]
+            for k in range(w):
+                row[k] = (top[k] * wy0 + bottom[k] * wy1 + half) >> np.int32(2 * _BILINEAR_BITS)
+
+
+def ken_burns_plane_reference(
+    plane: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: float, win_h: float
+) -> None:
+    """NumPy reference of :func:`ken_burns_plane`: :func:`ken_burns_reference` on one channel."""
+    ken_burns_reference(plane[..., None], out[..., None], x0, y0, win_w, win_h)
+
+
+def ken_burns_plane(
+    plane: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: float, win_h: float
+) -> np.ndarray:
+    """:func:`ken_burns` of one image plane (uint8[H, W]) into ``out`` (uint8[h, w]); returns ``out``.
+
+    Resampling a picture's Y, U and V planes this way costs half of resampling its RGB (chroma has
+    a quarter of the pixels) and needs no colour conversion per frame afterwards.
+    """
+    for name, array in (("plane", plane), ("out", out)):
+        _check_uint8(name, array, writable=name == "out")
+        if array.ndim != 2:
+            raise ValueError(f"{name} must have shape [height, width], got {array.shape}")
+    x0, y0, win_w, win_h = float(x0), float(y0), float(win_w), float(win_h)
+    if not all(math.isfinite(v) for v in (x0, y0, win_w, win_h)):
+        raise ValueError(f"window must be finite, got {(x0, y0, win_w, win_h)}")
+    if win_w <= 0 or win_h <= 0:
+        raise ValueError(f"window width and height must be positive, got {win_w} x {win_h}")
+    if plane.size == 0:
+        raise ValueError(f"plane must not be empty, got shape {plane.shape}")
+    if out.size:
+        call_with_fallback(_ken_burns_plane_kernel, ken_burns_plane_reference, plane, out, x0, y0, win_w, win_h,
+                           name="ken_burns_plane")
+    return out
+
+
 # --- alpha over ---------------------------------------------------------------------------------
 
 

@@ -3,13 +3,18 @@
 A frame is a pure function of its index: the backdrop (the scene's picture under a slow Ken
 Burns move, or an animated theme gradient), a cross-fade in from the previous scene's backdrop,
 then pre-rendered layers blended on top (title or caption, subtitles, presenter, progress bar).
-Text and sprites are laid out once per scene; per frame only kernels run, and only one frame is
-held at a time.
+Text and sprites are laid out once per scene; per frame only kernels run.
+
+The backdrop is resampled straight into the frame's Y, U and V planes (the picture is converted
+once per scene), which costs half of resampling RGB and needs no conversion per frame. Only the
+small regions under a layer are drawn in RGB, blended, and converted; each region is aligned to
+the 2x2 chroma blocks. Frame k+1 is drawn while the encoder takes frame k.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +28,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernels._jit import limit_kernel_threads
 from kernels.audio import rms_envelope
-from kernels.compositing import alpha_over, crossfade, ken_burns, ken_burns_window, rgb_frame_to_av, tag_bt709
+from kernels.compositing import (
+    alpha_over,
+    crossfade,
+    ken_burns,
+    ken_burns_plane,
+    ken_burns_window,
+    rgb_to_yuv420p,
+    tag_bt709,
+    yuv420p_planes,
+)
 from tasks.avatar import AvatarSprites, load_avatar
 from tasks.errors import RenderError
 from tasks.layout import PALETTES, Cue, Palette, bar, gradient, subtitle_cues, text_panel, wrap
@@ -67,16 +81,89 @@ class _Backdrop:
         if dim < 1.0:
             rgb = np.ascontiguousarray((rgb.astype(np.uint16) * int(dim * 256) >> 8).astype(np.uint8))
         self.image = rgb
+        self.planes = _yuv_planes(rgb)
         self.size = size
         # Alternate the direction of the move from scene to scene.
         self.pan = (0.06 if seed % 2 == 0 else -0.06, 0.03 if seed % 3 == 0 else -0.03)
         self.zoom = (1.0, 1.12) if seed % 2 == 0 else (1.12, 1.0)
 
-    def draw(self, out: np.ndarray, u: float) -> None:
+    def window(self, u: float) -> tuple[float, float, float, float]:
         h, w = self.image.shape[:2]
-        x0, y0, ww, wh = ken_burns_window(w, h, self.size[0], self.size[1], u, zoom_from=self.zoom[0],
-                                          zoom_to=self.zoom[1], pan=self.pan)
-        ken_burns(self.image, out, x0, y0, ww, wh)
+        return ken_burns_window(w, h, self.size[0], self.size[1], u, zoom_from=self.zoom[0], zoom_to=self.zoom[1],
+                                pan=self.pan)
+
+    def draw(self, out: np.ndarray, u: float) -> None:
+        """The whole frame in RGB."""
+        ken_burns(self.image, out, *self.window(u))
+
+    def draw_planes(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, u: float) -> None:
+        """The whole frame as yuv420p planes."""
+        x0, y0, ww, wh = self.window(u)
+        ken_burns_plane(self.planes[0], y, x0, y0, ww, wh)
+        for source, out in zip(self.planes[1:], (cb, cr), strict=True):
+            ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
+
+    def draw_region(self, out: np.ndarray, u: float, rx: int, ry: int) -> None:
+        """The frame's region at ``(rx, ry)`` of ``out``'s size, in RGB."""
+        x0, y0, ww, wh = self.window(u)
+        sx, sy = ww / self.size[0], wh / self.size[1]
+        rh, rw = out.shape[:2]
+        ken_burns(self.image, out, x0 + rx * sx, y0 + ry * sy, rw * sx, rh * sy)
+
+
+def _yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BT.709 yuv420p planes of a picture (an odd last row or column is repeated to make it even)."""
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = np.ascontiguousarray(np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+        h, w = rgb.shape[:2]
+    y = np.empty((h, w), np.uint8)
+    cb = np.empty((h // 2, w // 2), np.uint8)
+    cr = np.empty((h // 2, w // 2), np.uint8)
+    rgb_to_yuv420p(rgb, y, cb, cr)
+    return y, cb, cr
+
+
+class _Planes:
+    """A frame's Y, U and V planes in one buffer, so a cross-fade is one kernel call."""
+
+    def __init__(self, width: int, height: int):
+        luma = width * height
+        self.buffer = np.empty(luma * 3 // 2, np.uint8)
+        self.y = self.buffer[:luma].reshape(height, width)
+        self.cb = self.buffer[luma : luma + luma // 4].reshape(height // 2, width // 2)
+        self.cr = self.buffer[luma + luma // 4 :].reshape(height // 2, width // 2)
+
+
+def fill_av_frame(planes: _Planes, vf: av.VideoFrame) -> av.VideoFrame:
+    """Copy finished planes into the encoder's frame (its rows may be padded) and tag it BT.709."""
+    width = planes.y.shape[1]
+    for view, plane in zip(yuv420p_planes(vf), (planes.y, planes.cb, planes.cr), strict=True):
+        view[:, : plane.shape[1] if plane is not planes.y else width] = plane
+    return tag_bt709(vf)
+
+
+def _regions(layers: list[tuple[np.ndarray, int, int, float]], width: int, height: int) -> list[tuple[int, ...]]:
+    """Rectangles ``(x0, y0, x1, y1)`` covering the visible layers, on even coordinates, none overlapping."""
+    rects: list[list[int]] = []
+    for rgba, x, y, opacity in layers:
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + rgba.shape[1], width), min(y + rgba.shape[0], height)
+        if x1 <= x0 or y1 <= y0 or round(opacity * 255) == 0:
+            continue
+        rect = [x0 & ~1, y0 & ~1, x1 + x1 % 2, y1 + y1 % 2]
+        merged = True
+        while merged:  # join every rectangle this one touches, until none is left
+            merged = False
+            for other in rects:
+                if rect[0] < other[2] and other[0] < rect[2] and rect[1] < other[3] and other[1] < rect[3]:
+                    rects.remove(other)
+                    rect = [min(rect[0], other[0]), min(rect[1], other[1]), max(rect[2], other[2]),
+                            max(rect[3], other[3])]
+                    merged = True
+                    break
+        rects.append(rect)
+    return [tuple(r) for r in rects]
 
 
 @dataclass
@@ -123,38 +210,68 @@ def render_scene(
     caption_frames = max(1, round(CAPTION_FADE_S * fps))
     # The bar is one full-width layer slid in from the left: its visible part is the progress.
     full_bar = bar(width, bar_h, palette.accent)
-    frame = np.empty((height, width, 3), np.uint8)
+    planes = _Planes(width, height)
+    previous_planes = None
+    if previous is not None:
+        previous_planes = _Planes(width, height)
+        prev.draw_planes(previous_planes.y, previous_planes.cb, previous_planes.cr, 1.0)
     still_at = int(frames * STILL_AT)
     stills: list[bytes] = []
+
+    def layers_at(k: int, u: float) -> list[tuple[np.ndarray, int, int, float]]:
+        """The layers of frame ``k``, bottom first: ``(rgba, x, y, opacity)``."""
+        out = [(layer.rgba, layer.x, layer.y, 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames))
+               for n, layer in enumerate(layers)]
+        cue = _active(cues, k / fps - LEAD_S)
+        if cue is not None:
+            out.append((cue.rgba, cue.x, cue.y, 1.0))
+        if avatar is not None:
+            out.append(_avatar_layer(avatar, float(loudness[k]), width, height, bar_h))
+        progress = int(width * (context.index + u) / max(1, context.total))
+        if progress > 0:
+            out.append((full_bar, progress - width, height - bar_h, 1.0))
+        return out
+
+    def draw_rgb(out: np.ndarray, u: float, fade: float | None, visible: list, rx: int = 0, ry: int = 0) -> None:
+        backdrop.draw_region(out, u, rx, ry)
+        if fade is not None:
+            rh, rw = out.shape[:2]
+            crossfade(np.ascontiguousarray(previous[ry : ry + rh, rx : rx + rw]), out, out, fade)
+        for rgba, x, y, opacity in visible:
+            alpha_over(out, rgba, x - rx, y - ry, opacity)
 
     def compose(k: int, vf: av.VideoFrame) -> av.VideoFrame:
         """Draw frame ``k`` and write it into ``vf``'s yuv420p planes."""
         u = k / max(1, frames - 1)
-        backdrop.draw(frame, u)
-        if k < fade_frames:
-            crossfade(previous, frame, frame, (k + 1) / (fade_frames + 1))
-        for n, layer in enumerate(layers):
-            opacity = 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames)
-            alpha_over(frame, layer.rgba, layer.x, layer.y, opacity)
-        cue = _active(cues, k / fps - LEAD_S)
-        if cue is not None:
-            alpha_over(frame, cue.rgba, cue.x, cue.y, 1.0)
-        if avatar is not None:
-            _draw_avatar(frame, avatar, float(loudness[k]), width, height, bar_h)
-        progress = int(width * (context.index + u) / max(1, context.total))
-        if progress > 0:
-            alpha_over(frame, full_bar, progress - width, height - bar_h, 1.0)
+        fade = (k + 1) / (fade_frames + 1) if k < fade_frames else None
+        visible = layers_at(k, u)
+        backdrop.draw_planes(planes.y, planes.cb, planes.cr, u)
+        if fade is not None:
+            crossfade(previous_planes.buffer, planes.buffer, planes.buffer, fade)
+        for x0, y0, x1, y1 in _regions(visible, width, height):
+            region = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+            draw_rgb(region, u, fade, visible, x0, y0)
+            patch = _Planes(x1 - x0, y1 - y0)
+            rgb_to_yuv420p(region, patch.y, patch.cb, patch.cr)
+            planes.y[y0:y1, x0:x1] = patch.y
+            planes.cb[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = patch.cb
+            planes.cr[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = patch.cr
         if k == still_at:
-            stills.append(_still(frame))
-        rgb_frame_to_av(frame, vf)
+            whole = np.empty((height, width, 3), np.uint8)
+            draw_rgb(whole, u, fade, visible)
+            stills.append(_still(whole))
+        fill_av_frame(planes, vf)
         vf.pts = k
         return vf
 
     buf = io.BytesIO()
     try:
         cores = core_share()
+        # Drawing gets half the cores and the encoder the rest: the two run side by side, so kernels
+        # spread over every core would only queue behind x264 (on 2 cores, one thread draws).
+        drawing = max(1, (cores or _machine_cores()) // 2)
         with (av.open(buf, "w", format="mp4") as out,
-              ThreadPoolExecutor(1, "pagereel-compose", limit_kernel_threads, (cores,)) as composer):
+              ThreadPoolExecutor(1, "pagereel-compose", limit_kernel_threads, (drawing,)) as composer):
             video, audio = _streams(out, options, narration.sample_rate, options.threads or cores)
             # Two encoder frames in turn: frame k+1 is drawn into one while x264 takes frame k from
             # the other. Kernels and the encoder both run without the GIL, so the two overlap.
@@ -231,11 +348,11 @@ def _active(cues: list[tuple[Cue, _Layer]], t: float) -> _Layer | None:
     return None
 
 
-def _draw_avatar(frame: np.ndarray, avatar: AvatarSprites, loudness: float, width: int, height: int,
-                 bar_h: int) -> None:
+def _avatar_layer(avatar: AvatarSprites, loudness: float, width: int, height: int,
+                  bar_h: int) -> tuple[np.ndarray, int, int, float]:
     sprite = avatar.for_level(loudness)
     sh, sw = sprite.shape[:2]
-    alpha_over(frame, sprite, width - sw - int(width * 0.02), height - sh - bar_h, 1.0)
+    return sprite, width - sw - int(width * 0.02), height - sh - bar_h, 1.0
 
 
 # --------------------------------------------------------------------------- encoding
@@ -254,6 +371,13 @@ def core_share() -> int:
         return max(1, int(distributed.get_worker().state.nthreads))
     except (ValueError, AttributeError):  # not inside a worker
         return 0
+
+
+def _machine_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int, threads: int):

@@ -427,3 +427,24 @@ def test_kernels_run_as_python_with_jit_disabled() -> None:
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout
+
+
+@pytest.mark.parametrize(("image_shape", "out_shape", "window"), KB_CASES)
+def test_ken_burns_plane_matches_reference_and_the_rgb_kernel(image_shape, out_shape, window) -> None:
+    from kernels.compositing import _ken_burns_plane_kernel, ken_burns_plane, ken_burns_plane_reference
+
+    image = random_image(*image_shape, seed=sum(image_shape) + 1)
+    plane = np.ascontiguousarray(image[..., 1])
+    got = np.zeros(out_shape, np.uint8)
+    want = np.zeros_like(got)
+    assert ken_burns_plane(plane, got, *window) is got
+    ken_burns_plane_reference(plane, want, *window)
+    np.testing.assert_array_equal(got, want)
+    direct = np.zeros_like(got)
+    _ken_burns_plane_kernel(plane, direct, *map(float, window))
+    np.testing.assert_array_equal(direct, want)
+    rgb = np.zeros((*out_shape, 3), np.uint8)
+    ken_burns(image, rgb, *window)
+    np.testing.assert_array_equal(rgb[..., 1], got)  # one channel of the RGB resample, to the bit
+    with pytest.raises(ValueError, match="height, width"):
+        ken_burns_plane(image, got, *window)
