@@ -23,7 +23,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import LONG_PAGE, PAGES_DIR, peak_rss_mib, prefect_api, run_env, serve  # noqa: E402
+from benchmarks.harness import LONG_PAGE, PAGES_DIR, busy_cpus, peak_rss_mib, prefect_api, run_env, serve  # noqa: E402
 
 TARGET_RATIO = 0.5
 TARGET_RSS_MIB = 1024.0
@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"page: {LONG_PAGE} served from {PAGES_DIR} on {base}; Prefect API up at {api}; thread runner; "
                   "cold cache", flush=True)
             for duration, max_scenes in lengths:
+                load = busy_cpus()
+                if load is not None:
+                    print(f"load before the {duration:g} s run: {load:.1f} CPUs busy with other work", flush=True)
                 r = measure(base, api, work, duration, max_scenes)
                 results.append(r)
                 slowest = sorted(r["stages"].items(), key=lambda kv: -kv[1])[:4]

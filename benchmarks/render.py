@@ -52,6 +52,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 import av  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
+from benchmarks.harness import busy_cpus  # noqa: E402
 from kernels._jit import kernel_backend  # noqa: E402
 from kernels.compositing import ken_burns_window, tag_bt709  # noqa: E402
 from tasks.images import Picture  # noqa: E402
@@ -414,24 +415,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- timing
 
 
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs kept busy by everything on the machine over ``seconds`` (Linux /proc/stat), or None elsewhere."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        idle = ticks[3] + ticks[4]  # idle + iowait
-        return sum(ticks) - idle, sum(ticks)
-
-    try:
-        busy0, total0 = sample()
-        time.sleep(seconds)
-        busy1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
-
-
 def threading_layer() -> str:
     """Numba's threading layer, known once a parallel kernel has run; OMP_WAIT_POLICY matters for "omp"."""
     try:
@@ -550,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'met' if vs_moviepy >= TARGET_RATIO_MOVIEPY else 'MISSED'})")
     print(f"pagereel / encode-only = {vs_floor:5.2f}x  (target <= {TARGET_RATIO_FLOOR:g}x: "
           f"{'met' if vs_floor <= TARGET_RATIO_FLOOR else 'MISSED'}; 1.0 is the floor)")
+    cpu = {name: statistics.median(runs.cpu) for name, runs in results.items()}
+    print(f"pagereel / encode-only CPU seconds = {cpu['pagereel'] / cpu['encode-only']:5.2f}x  (what the wall ratio "
+          "tends to on a machine whose other cores are busy)")
     print(f"summary: pagereel renders the {inputs.frames / inputs.options.fps:g} s scene in {best['pagereel']:.2f} s, "
           f"{vs_moviepy:.1f}x faster than MoviePy and {vs_floor:.2f}x the encode-only floor")
     return 1 if failed else 0

@@ -23,7 +23,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import PAGES_DIR, prefect_api, run_env, serve  # noqa: E402
+from benchmarks.harness import PAGES_DIR, busy_cpus, prefect_api, run_env, serve  # noqa: E402
 
 TARGET_SPEEDUP = 1.6
 PAGES = [
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"batch: {len(pages)} sample pages, target {duration:g} s each, all in flight; Dask local cluster "
                   f"of single-threaded worker processes; cold cache per configuration", flush=True)
             for workers in (1, 2):
+                load = busy_cpus()
+                if load is not None:
+                    print(f"load before {workers} worker(s): {load:.1f} CPUs busy with other work", flush=True)
                 r = results[workers] = measure(base, api, work, workers, pages, duration)
                 print(f"{workers} worker(s): {r['videos']} videos, {r['video_s']:.0f} s of video in "
                       f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time)", flush=True)

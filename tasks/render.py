@@ -268,7 +268,8 @@ def render_scene(
     try:
         cores = core_share()
         # Drawing gets half the cores and the encoder the rest: the two run side by side, so kernels
-        # spread over every core would only queue behind x264 (on 2 cores, one thread draws).
+        # spread over every core would only queue behind x264 (on 2 cores, one thread draws). A
+        # worker given one core draws and encodes in turn, and leaves the other cores to its peers.
         drawing = max(1, (cores or _machine_cores()) // 2)
         with (av.open(buf, "w", format="mp4") as out,
               ThreadPoolExecutor(1, "pagereel-compose", limit_kernel_threads, (drawing,)) as composer):
@@ -278,13 +279,18 @@ def render_scene(
             slots = [av.VideoFrame(width, height, "yuv420p") for _ in range(2)]
             for vf in slots:
                 vf.time_base = Fraction(1, fps)
-            pending = composer.submit(compose, 0, slots[0])
-            for k in range(frames):
-                vf = pending.result()
-                if k + 1 < frames:
-                    # Slot (k+1) % 2 last held frame k-1, whose encode call has returned.
-                    pending = composer.submit(compose, k + 1, slots[(k + 1) % 2])
-                out.mux(video.encode(vf))
+            if cores == 1:
+                limit_kernel_threads(1)
+                for k in range(frames):
+                    out.mux(video.encode(compose(k, slots[0])))
+            else:
+                pending = composer.submit(compose, 0, slots[0])
+                for k in range(frames):
+                    vf = pending.result()
+                    if k + 1 < frames:
+                        # Slot (k+1) % 2 last held frame k-1, whose encode call has returned.
+                        pending = composer.submit(compose, k + 1, slots[(k + 1) % 2])
+                    out.mux(video.encode(vf))
             out.mux(video.encode(None))
             _encode_audio(out, audio, pcm, narration.sample_rate)
     except av.FFmpegError as exc:
