@@ -372,6 +372,62 @@ def alpha_over(dst: np.ndarray, layer: np.ndarray, x: int, y: int, opacity: floa
     return dst
 
 
+# --- plane over ---------------------------------------------------------------------------------
+
+
+@jit(parallel=True)
+def _plane_over_kernel(dst, src, alpha, dx, dy, lx, ly, cw, ch, opacity):  # pragma: no cover - compiled
+    # alpha_over's arithmetic on one plane, its alpha in a plane of its own.
+    level = np.int32(opacity)
+    for r in prange(ch):
+        out_row = dst[dy + r]
+        src_row = src[ly + r]
+        alpha_row = alpha[ly + r]
+        for k in range(cw):
+            a = _div255(np.int32(alpha_row[lx + k]) * level + np.int32(127))
+            blend = np.int32(src_row[lx + k]) * a + np.int32(out_row[dx + k]) * (np.int32(255) - a) + np.int32(127)
+            out_row[dx + k] = _div255(blend)
+
+
+def plane_over_reference(
+    dst: np.ndarray, src: np.ndarray, alpha: np.ndarray, dx: int, dy: int, lx: int, ly: int, cw: int, ch: int,
+    opacity: int,
+) -> None:
+    """NumPy reference of the clipped "over" that :func:`plane_over` dispatches (opacity in 0..255)."""
+    region = dst[dy : dy + ch, dx : dx + cw]
+    a = (alpha[ly : ly + ch, lx : lx + cw].astype(np.int64) * opacity + 127) // 255
+    src_part = src[ly : ly + ch, lx : lx + cw].astype(np.int64)
+    region[...] = (src_part * a + region.astype(np.int64) * (255 - a) + 127) // 255
+
+
+def plane_over(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray, x: int, y: int, opacity: float = 1.0) -> np.ndarray:
+    """:func:`alpha_over` on one plane: ``src`` (uint8[lh, lw]) with ``alpha`` (same shape) over ``dst`` at ``(x, y)``.
+
+    The same clipping, rounding and opacity as :func:`alpha_over`, so a Y, U or V plane of a layer
+    blends exactly like that channel would in RGB. Returns ``dst``.
+    """
+    for name, array in (("dst", dst), ("src", src), ("alpha", alpha)):
+        _check_uint8(name, array, writable=name == "dst")
+        if array.ndim != 2:
+            raise ValueError(f"{name} must have shape [height, width], got {array.shape}")
+    if src.shape != alpha.shape:
+        raise ValueError(f"src and alpha must have one shape, got {src.shape} and {alpha.shape}")
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | np.integer) or not isinstance(
+        y, int | np.integer
+    ):
+        raise TypeError(f"x and y must be integers, got {x!r} and {y!r}")
+    level = int(round(_check_unit("opacity", opacity) * 255))
+    x, y = int(x), int(y)
+    dx, dy = max(x, 0), max(y, 0)
+    lx, ly = dx - x, dy - y
+    cw = min(x + src.shape[1], dst.shape[1]) - dx
+    ch = min(y + src.shape[0], dst.shape[0]) - dy
+    if cw > 0 and ch > 0 and level > 0:
+        call_with_fallback(_plane_over_kernel, plane_over_reference, dst, src, alpha, dx, dy, lx, ly, cw, ch, level,
+                           name="plane_over")
+    return dst
+
+
 # --- crossfade ----------------------------------------------------------------------------------
 
 

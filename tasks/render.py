@@ -5,10 +5,10 @@ Burns move, or an animated theme gradient), a cross-fade in from the previous sc
 then pre-rendered layers blended on top (title or caption, subtitles, presenter, progress bar).
 Text and sprites are laid out once per scene; per frame only kernels run.
 
-The backdrop is resampled straight into the frame's Y, U and V planes (the picture is converted
-once per scene), which costs half of resampling RGB and needs no conversion per frame. Only the
-small regions under a layer are drawn in RGB, blended, and converted; each region is aligned to
-the 2x2 chroma blocks. Frame k+1 is drawn while the encoder takes frame k.
+Frames are drawn in the encoder's own yuv420p planes: the backdrop is resampled straight into Y,
+U and V (the picture is converted once per scene), which costs half of resampling RGB and needs no
+conversion per frame, and each layer, converted once, blends plane by plane with alpha_over's
+arithmetic. Frame k+1 is drawn while the encoder takes frame k.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ from kernels.compositing import (
     ken_burns,
     ken_burns_plane,
     ken_burns_window,
+    plane_over,
     rgb_to_yuv420p,
     tag_bt709,
     yuv420p_planes,
 )
-from tasks.avatar import AvatarSprites, load_avatar
+from tasks.avatar import load_avatar
 from tasks.errors import RenderError
 from tasks.layout import PALETTES, Cue, Palette, bar, gradient, subtitle_cues, text_panel, wrap
 from tasks.models import Narration, RenderOptions, Scene, Segment
@@ -103,13 +104,6 @@ class _Backdrop:
         for source, out in zip(self.planes[1:], (cb, cr), strict=True):
             ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
 
-    def draw_region(self, out: np.ndarray, u: float, rx: int, ry: int) -> None:
-        """The frame's region at ``(rx, ry)`` of ``out``'s size, in RGB."""
-        x0, y0, ww, wh = self.window(u)
-        sx, sy = ww / self.size[0], wh / self.size[1]
-        rh, rw = out.shape[:2]
-        ken_burns(self.image, out, x0 + rx * sx, y0 + ry * sy, rw * sx, rh * sy)
-
 
 def _yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """BT.709 yuv420p planes of a picture (an odd last row or column is repeated to make it even)."""
@@ -143,27 +137,51 @@ def fill_av_frame(planes: _Planes, vf: av.VideoFrame) -> av.VideoFrame:
     return tag_bt709(vf)
 
 
-def _regions(layers: list[tuple[np.ndarray, int, int, float]], width: int, height: int) -> list[tuple[int, ...]]:
-    """Rectangles ``(x0, y0, x1, y1)`` covering the visible layers, on even coordinates, none overlapping."""
-    rects: list[list[int]] = []
-    for rgba, x, y, opacity in layers:
-        x0, y0 = max(x, 0), max(y, 0)
-        x1, y1 = min(x + rgba.shape[1], width), min(y + rgba.shape[0], height)
-        if x1 <= x0 or y1 <= y0 or round(opacity * 255) == 0:
-            continue
-        rect = [x0 & ~1, y0 & ~1, x1 + x1 % 2, y1 + y1 % 2]
-        merged = True
-        while merged:  # join every rectangle this one touches, until none is left
-            merged = False
-            for other in rects:
-                if rect[0] < other[2] and other[0] < rect[2] and rect[1] < other[3] and other[1] < rect[3]:
-                    rects.remove(other)
-                    rect = [min(rect[0], other[0]), min(rect[1], other[1]), max(rect[2], other[2]),
-                            max(rect[3], other[3])]
-                    merged = True
-                    break
-        rects.append(rect)
-    return [tuple(r) for r in rects]
+@dataclass
+class _PlaneLayer:
+    """A layer as Y, U and V planes with their alphas, its corner and size even: it blends without RGB."""
+
+    y: np.ndarray
+    alpha: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+    chroma_alpha: np.ndarray
+    x: int
+    top: int
+
+    def blend(self, planes: _Planes, opacity: float, dx: int = 0) -> None:
+        """Blend over ``planes``, moved ``dx`` (even) pixels to the right."""
+        x = self.x + dx
+        plane_over(planes.y, self.y, self.alpha, x, self.top, opacity)
+        plane_over(planes.cb, self.cb, self.chroma_alpha, x // 2, self.top // 2, opacity)
+        plane_over(planes.cr, self.cr, self.chroma_alpha, x // 2, self.top // 2, opacity)
+
+
+def _plane_layer(rgba: np.ndarray, x: int, y: int) -> _PlaneLayer:
+    """Convert an RGBA layer placed at ``(x, y)`` once, so frames blend it plane by plane."""
+    # Transparent padding puts the corner and the far edge on even pixels: whole chroma blocks.
+    left, top = x % 2, y % 2
+    h, w = rgba.shape[:2]
+    padded = np.pad(rgba, ((top, (h + top) % 2), (left, (w + left) % 2), (0, 0)))
+    rgb, alpha = np.ascontiguousarray(padded[..., :3]), np.ascontiguousarray(padded[..., 3])
+    ph, pw = alpha.shape
+    luma = np.empty((ph, pw), np.uint8)
+    cb = np.empty((ph // 2, pw // 2), np.uint8)
+    cr = np.empty_like(cb)
+    rgb_to_yuv420p(rgb, luma, cb, cr)
+    # A block's chroma is its alpha-weighted colour: where a glyph's edge covers part of a block, the
+    # colour is the glyph's and the block's alpha (the mean) says how much of it shows.
+    weights = alpha.reshape(ph // 2, 2, pw // 2, 2).astype(np.int64)
+    total = weights.sum(axis=(1, 3))
+    blocks = rgb.reshape(ph // 2, 2, pw // 2, 2, 3).astype(np.int64)
+    weighted = (blocks * weights[..., None]).sum(axis=(1, 3))
+    plain = blocks.sum(axis=(1, 3))
+    colour = np.where(total[..., None] > 0, (weighted + total[..., None] // 2) // np.maximum(total, 1)[..., None],
+                      (plain + 2) // 4).astype(np.uint8)
+    block_rgb = np.ascontiguousarray(np.repeat(np.repeat(colour, 2, axis=0), 2, axis=1))
+    rgb_to_yuv420p(block_rgb, np.empty_like(luma), cb, cr)
+    chroma_alpha = ((total + 2) // 4).astype(np.uint8)
+    return _PlaneLayer(luma, alpha, cb, cr, chroma_alpha, x - left, y - top)
 
 
 @dataclass
@@ -210,6 +228,14 @@ def render_scene(
     caption_frames = max(1, round(CAPTION_FADE_S * fps))
     # The bar is one full-width layer slid in from the left: its visible part is the progress.
     full_bar = bar(width, bar_h, palette.accent)
+    bar_planes = _plane_layer(full_bar, 0, height - bar_h)
+    static_planes = [_plane_layer(layer.rgba, layer.x, layer.y) for layer in layers]
+    cue_planes = {id(layer): _plane_layer(layer.rgba, layer.x, layer.y) for _, layer in cues}
+    avatar_planes = {}
+    if avatar is not None:
+        for sprite in avatar.sprites:
+            rgba, x, y, _ = _avatar_layer(sprite, width, height, bar_h)
+            avatar_planes[id(sprite)] = _plane_layer(rgba, x, y)
     planes = _Planes(width, height)
     previous_planes = None
     if previous is not None:
@@ -218,27 +244,21 @@ def render_scene(
     still_at = int(frames * STILL_AT)
     stills: list[bytes] = []
 
-    def layers_at(k: int, u: float) -> list[tuple[np.ndarray, int, int, float]]:
-        """The layers of frame ``k``, bottom first: ``(rgba, x, y, opacity)``."""
-        out = [(layer.rgba, layer.x, layer.y, 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames))
-               for n, layer in enumerate(layers)]
+    def layers_at(k: int, u: float) -> list[tuple[np.ndarray, int, int, float, _PlaneLayer, int]]:
+        """The layers of frame ``k``, bottom first: ``(rgba, x, y, opacity, planes, planes_dx)``."""
+        out = [(layer.rgba, layer.x, layer.y, 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames), converted, 0)
+               for n, (layer, converted) in enumerate(zip(layers, static_planes, strict=True))]
         cue = _active(cues, k / fps - LEAD_S)
         if cue is not None:
-            out.append((cue.rgba, cue.x, cue.y, 1.0))
+            out.append((cue.rgba, cue.x, cue.y, 1.0, cue_planes[id(cue)], 0))
         if avatar is not None:
-            out.append(_avatar_layer(avatar, float(loudness[k]), width, height, bar_h))
+            sprite = avatar.for_level(float(loudness[k]))
+            out.append((*_avatar_layer(sprite, width, height, bar_h), avatar_planes[id(sprite)], 0))
         progress = int(width * (context.index + u) / max(1, context.total))
         if progress > 0:
-            out.append((full_bar, progress - width, height - bar_h, 1.0))
+            # In the planes the bar moves in whole chroma blocks, so its end may sit one pixel short.
+            out.append((full_bar, progress - width, height - bar_h, 1.0, bar_planes, (progress - width) & ~1))
         return out
-
-    def draw_rgb(out: np.ndarray, u: float, fade: float | None, visible: list, rx: int = 0, ry: int = 0) -> None:
-        backdrop.draw_region(out, u, rx, ry)
-        if fade is not None:
-            rh, rw = out.shape[:2]
-            crossfade(np.ascontiguousarray(previous[ry : ry + rh, rx : rx + rw]), out, out, fade)
-        for rgba, x, y, opacity in visible:
-            alpha_over(out, rgba, x - rx, y - ry, opacity)
 
     def compose(k: int, vf: av.VideoFrame) -> av.VideoFrame:
         """Draw frame ``k`` and write it into ``vf``'s yuv420p planes."""
@@ -248,17 +268,15 @@ def render_scene(
         backdrop.draw_planes(planes.y, planes.cb, planes.cr, u)
         if fade is not None:
             crossfade(previous_planes.buffer, planes.buffer, planes.buffer, fade)
-        for x0, y0, x1, y1 in _regions(visible, width, height):
-            region = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
-            draw_rgb(region, u, fade, visible, x0, y0)
-            patch = _Planes(x1 - x0, y1 - y0)
-            rgb_to_yuv420p(region, patch.y, patch.cb, patch.cr)
-            planes.y[y0:y1, x0:x1] = patch.y
-            planes.cb[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = patch.cb
-            planes.cr[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = patch.cr
-        if k == still_at:
+        for *_, opacity, converted, dx in visible:
+            converted.blend(planes, opacity, dx)
+        if k == still_at:  # the thumbnail is drawn in RGB, once
             whole = np.empty((height, width, 3), np.uint8)
-            draw_rgb(whole, u, fade, visible)
+            backdrop.draw(whole, u)
+            if fade is not None:
+                crossfade(previous, whole, whole, fade)
+            for rgba, x, y, opacity, *_ in visible:
+                alpha_over(whole, rgba, x, y, opacity)
             stills.append(_still(whole))
         fill_av_frame(planes, vf)
         vf.pts = k
@@ -304,7 +322,9 @@ def _still(frame: np.ndarray) -> bytes:
     image = Image.fromarray(frame)
     height = round(image.height * STILL_WIDTH / image.width)
     out = io.BytesIO()
-    image.resize((STILL_WIDTH, max(2, height - height % 2)), Image.Resampling.LANCZOS).save(out, "PNG")
+    # The fastest zlib level: the default spent as long on one thumbnail as on a second of video.
+    thumbnail = image.resize((STILL_WIDTH, max(2, height - height % 2)), Image.Resampling.LANCZOS)
+    thumbnail.save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -354,9 +374,7 @@ def _active(cues: list[tuple[Cue, _Layer]], t: float) -> _Layer | None:
     return None
 
 
-def _avatar_layer(avatar: AvatarSprites, loudness: float, width: int, height: int,
-                  bar_h: int) -> tuple[np.ndarray, int, int, float]:
-    sprite = avatar.for_level(loudness)
+def _avatar_layer(sprite: np.ndarray, width: int, height: int, bar_h: int) -> tuple[np.ndarray, int, int, float]:
     sh, sw = sprite.shape[:2]
     return sprite, width - sw - int(width * 0.02), height - sh - bar_h, 1.0
 
