@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test soak lint clean serve tune
+.PHONY: setup demo test soak lint clean serve tune bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,34 @@ serve: setup
 
 tune: setup
 	$(PY) -m flows.tune_flow --trials 8
+
+# MoviePy 2.2 pins Pillow below 12, so the benchmark's MoviePy contender gets an environment of its
+# own; benchmarks/render.py runs it there in a child process. Everything else runs in $(VENV).
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP)
+	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/kernels_frame.py
+	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/render.py
+	$(PY) benchmarks/e2e.py
+	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/cache.py
+
+# A smoke run of the same scripts, a few minutes in all.
+bench-quick: setup $(BENCH_STAMP)
+	$(PY) benchmarks/kernels.py --repeat 2
+	$(PY) benchmarks/kernels_frame.py --repeat 2
+	$(PY) benchmarks/render.py --quick --rounds 1
+	$(PY) benchmarks/e2e.py --quick
+	$(PY) benchmarks/scale.py --quick
+	$(PY) benchmarks/cache.py --duration 20
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -42,11 +42,15 @@ from kernels.compositing import (  # noqa: E402
     _alpha_over_kernel,
     _crossfade_kernel,
     _ken_burns_kernel,
+    _ken_burns_plane_kernel,
+    _plane_over_kernel,
     _rgb_to_yuv420p_kernel,
     alpha_over_reference,
     crossfade_reference,
+    ken_burns_plane_reference,
     ken_burns_reference,
     ken_burns_window,
+    plane_over_reference,
     rgb_frame_to_av,
     rgb_to_yuv420p_reference,
     tag_bt709,
@@ -74,6 +78,7 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
     image = rng.integers(0, 256, (int(height * 1.5), int(width * 1.5), 3), dtype=np.uint8)
     window = ken_burns_window(image.shape[1], image.shape[0], width, height, 0.33, zoom_to=1.12, pan=(0.06, 0.03))
     window_bytes = int(window[2] * window[3] * 3)
+    luma = np.ascontiguousarray(image[..., 0])  # one plane of the picture, as the renderer resamples Y
     frame_a = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     frame_b = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     layer = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)  # a full-frame RGBA overlay
@@ -97,9 +102,16 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
         Bench("compositing.ken_burns", _ken_burns_kernel, ken_burns_reference,
               lambda: (image, np.empty((height, width, 3), np.uint8), *window),
               window_bytes + frame_bytes, written(1)),
+        Bench("compositing.ken_burns_plane", _ken_burns_plane_kernel, ken_burns_plane_reference,
+              lambda: (luma, np.empty((height, width), np.uint8), *window),
+              window_bytes // 3 + frame_bytes // 3, written(1)),
         Bench("compositing.alpha_over", _alpha_over_kernel, alpha_over_reference,
               lambda: (frame_a.copy(), layer, 0, 0, 0, 0, width, height, 230),
               layer.nbytes + 2 * frame_bytes, written(0)),
+        Bench("compositing.plane_over", _plane_over_kernel, plane_over_reference,
+              lambda: (np.ascontiguousarray(frame_a[..., 0]), np.ascontiguousarray(layer[..., 0]),
+                       np.ascontiguousarray(layer[..., 3]), 0, 0, 0, 0, width, height, 230),
+              4 * frame_bytes // 3, written(0)),
         Bench("compositing.crossfade", _crossfade_kernel, crossfade_reference,
               lambda: (frame_a.reshape(height, -1), frame_b.reshape(height, -1),
                        np.empty((height, width * 3), np.uint8), 26214),

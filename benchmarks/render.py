@@ -8,7 +8,10 @@ caption that fades in, subtitles timed to the narration's words, a progress bar 
 - **pagereel**: ``tasks.render.render_scene`` into an in-memory MP4.
 - **moviepy**: the same scene built the MoviePy 2 way (ImageClip resized and moved over time,
   TextClips, a sliding ColorClip, AudioArrayClip) and written with ``write_videofile`` to a temp file.
-  Needs the ``bench`` extra: ``pip install -e '.[bench]'``.
+  MoviePy 2.2 pins Pillow below 12, so it lives in its own environment: ``make bench`` creates
+  ``.venv-bench`` (pagereel plus the ``bench`` extra) and this script runs the MoviePy contender in
+  a child process of that interpreter, timed inside the child around ``write_videofile`` alone. If
+  MoviePy imports in the running interpreter, it runs in-process instead.
 - **encode-only**: pagereel's own frames, decoded from a warm-up render and turned into yuv420p
   ``av.VideoFrame``s before the clock starts, pushed through the same libx264 settings with the
   same audio into an in-memory MP4. It is the floor: nothing that renders these frames this way
@@ -49,6 +52,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 import av  # noqa: E402
 from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
 
+from benchmarks.harness import busy_cpus  # noqa: E402
 from kernels._jit import kernel_backend  # noqa: E402
 from kernels.compositing import ken_burns_window, tag_bt709  # noqa: E402
 from tasks.images import Picture  # noqa: E402
@@ -258,28 +262,70 @@ def run_moviepy(inputs: Inputs, folder: Path) -> bytes:
     return data
 
 
+BENCH_PYTHON = _HERE.parent / ".venv-bench" / "bin" / "python"
+
+
+def moviepy_version() -> str | None:
+    try:
+        return metadata.version("moviepy")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def moviepy_once(frames: int, out_path: Path) -> dict:
+    """Child side: build the same inputs, time one MoviePy render, write its MP4 to ``out_path``."""
+    import imageio_ffmpeg
+
+    inputs = build_inputs(frames)
+    runs = Runs([], [])
+    with tempfile.TemporaryDirectory(prefix="pagereel-bench-moviepy-") as tmp:
+        timed(lambda: run_moviepy(inputs, Path(tmp)), runs)
+    out_path.write_bytes(runs.output)
+    return {"wall": runs.wall[0], "cpu": runs.cpu[0], "moviepy": moviepy_version(),
+            "ffmpeg": imageio_ffmpeg.get_ffmpeg_version()}
+
+
+def moviepy_in_child(python: Path, frames: int, folder: Path, runs: Runs) -> dict:
+    """Run :func:`moviepy_once` in ``python`` (the benchmark environment) and add its timing to ``runs``."""
+    import json
+    import subprocess
+
+    out = folder / "moviepy-child.mp4"
+    done = subprocess.run([str(python), __file__, "--moviepy-once", str(out), "--frames", str(frames)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"the MoviePy contender failed in {python} (exit {done.returncode})")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    runs.wall.append(report["wall"])
+    runs.cpu.append(report["cpu"])
+    runs.output = out.read_bytes()
+    out.unlink()
+    return report
+
+
 def render_and_capture(inputs: Inputs) -> tuple[bytes, list[av.VideoFrame]]:
     """Render the scene once, keeping a copy of each yuv420p frame render_scene hands its encoder.
 
     The copies are the exact frames pagereel encodes (decoding its MP4 instead would give x264
-    smoother, cheaper frames and a floor that is too low). If render_scene no longer converts
-    through ``rgb_frame_to_av``, the frames are decoded from its output instead.
+    smoother, cheaper frames and a floor that is too low). If render_scene no longer fills its
+    frames through ``fill_av_frame``, the frames are decoded from its output instead.
     """
     import tasks.render as render_module
 
     captured: list[av.VideoFrame] = []
-    convert = render_module.rgb_frame_to_av
+    fill = render_module.fill_av_frame
 
-    def convert_and_keep(rgb: np.ndarray, frame: av.VideoFrame) -> av.VideoFrame:
-        out = convert(rgb, frame)
+    def fill_and_keep(planes, frame: av.VideoFrame) -> av.VideoFrame:
+        out = fill(planes, frame)
         captured.append(fresh_frame(out))
         return out
 
-    render_module.rgb_frame_to_av = convert_and_keep
+    render_module.fill_av_frame = fill_and_keep
     try:
         mp4 = run_pagereel(inputs)
     finally:
-        render_module.rgb_frame_to_av = convert
+        render_module.fill_av_frame = fill
     if len(captured) != inputs.frames:
         print("note: render_scene's frames could not be captured; encode-only uses its decoded output",
               file=sys.stderr)
@@ -369,24 +415,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- timing
 
 
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs kept busy by everything on the machine over ``seconds`` (Linux /proc/stat), or None elsewhere."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        idle = ticks[3] + ticks[4]  # idle + iowait
-        return sum(ticks) - idle, sum(ticks)
-
-    try:
-        busy0, total0 = sample()
-        time.sleep(seconds)
-        busy1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
-
-
 def threading_layer() -> str:
     """Numba's threading layer, known once a parallel kernel has run; OMP_WAIT_POLICY matters for "omp"."""
     try:
@@ -423,14 +451,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the three (default 3)")
     parser.add_argument("--quick", action="store_true", help="a 3 s scene (90 frames) instead of 10 s (300)")
+    parser.add_argument("--moviepy-once", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=int, default=300, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    try:
-        import imageio_ffmpeg
-        import moviepy  # noqa: F401
-    except ImportError:
-        print("MoviePy is missing: pip install -e '.[bench]'", file=sys.stderr)
+    if args.moviepy_once:
+        import json
+
+        print(json.dumps(moviepy_once(args.frames, args.moviepy_once)))
+        return 0
+    child_python = None if moviepy_version() else BENCH_PYTHON
+    if child_python is not None and not child_python.exists():
+        print(f"MoviePy is missing: run `make bench` (it creates {child_python.parent.parent.name}) or "
+              "pip install -e '.[bench]' into an environment of its own", file=sys.stderr)
         return 2
 
     inputs = build_inputs(90 if args.quick else 300)
@@ -439,8 +473,8 @@ def main(argv: list[str] | None = None) -> int:
           f"x264 {inputs.options.preset} crf {inputs.options.crf}, threads={THREADS} (auto); "
           f"narration {inputs.narration.duration_s:.2f} s, {len(inputs.narration.words)} words")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-          f"kernels={kernel_backend()}, PyAV {av.__version__} (FFmpeg {av.library_versions['libavcodec']}), "
-          f"MoviePy {metadata.version('moviepy')} (ffmpeg {imageio_ffmpeg.get_ffmpeg_version()})")
+          f"kernels={kernel_backend()}, PyAV {av.__version__} (FFmpeg {av.library_versions['libavcodec']}); "
+          f"MoviePy {'in ' + str(child_python) if child_python else 'in-process'}")
 
     # Warm-up: Numba loads (or compiles) its kernels and fonts are laid out; its frames feed encode-only.
     t0 = time.perf_counter()
@@ -458,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pagereel-bench-") as tmp:
         for r in range(args.rounds):
             timed(lambda: run_pagereel(inputs), results["pagereel"])
-            timed(lambda: run_moviepy(inputs, Path(tmp)), results["moviepy"])
+            if child_python is None:
+                timed(lambda: run_moviepy(inputs, Path(tmp)), results["moviepy"])
+            else:
+                peer = moviepy_in_child(child_python, inputs.frames, Path(tmp), results["moviepy"])
+                if r == 0:
+                    print(f"MoviePy {peer['moviepy']} (ffmpeg {peer['ffmpeg']})")
             timed(lambda: run_encode_only(frames, inputs), results["encode-only"])
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v.wall[-1]:.2f} s" for n, v in results.items()),
                   flush=True)
@@ -494,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'met' if vs_moviepy >= TARGET_RATIO_MOVIEPY else 'MISSED'})")
     print(f"pagereel / encode-only = {vs_floor:5.2f}x  (target <= {TARGET_RATIO_FLOOR:g}x: "
           f"{'met' if vs_floor <= TARGET_RATIO_FLOOR else 'MISSED'}; 1.0 is the floor)")
+    cpu = {name: statistics.median(runs.cpu) for name, runs in results.items()}
+    print(f"pagereel / encode-only CPU seconds = {cpu['pagereel'] / cpu['encode-only']:5.2f}x  (what the wall ratio "
+          "tends to on a machine whose other cores are busy)")
     print(f"summary: pagereel renders the {inputs.frames / inputs.options.fps:g} s scene in {best['pagereel']:.2f} s, "
           f"{vs_moviepy:.1f}x faster than MoviePy and {vs_floor:.2f}x the encode-only floor")
     return 1 if failed else 0

@@ -60,6 +60,12 @@ def jit(*, parallel: bool = False) -> Callable[[F], F]:
     return wrap
 
 
+def limit_kernel_threads(cores: int) -> None:
+    """Let parallel kernels launched from this thread use at most ``cores`` threads (the limit is per thread)."""
+    if NUMBA_AVAILABLE and not numba.config.DISABLE_JIT and cores > 0:
+        numba.set_num_threads(max(1, min(cores, numba.config.NUMBA_NUM_THREADS)))
+
+
 def kernel_backend() -> str:
     """``"numba"`` when kernels are compiled, ``"numpy"`` when they run as Python/NumPy."""
     if not NUMBA_AVAILABLE or numba.config.DISABLE_JIT:

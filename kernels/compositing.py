@@ -21,6 +21,8 @@ _BILINEAR_BITS = 11
 _BILINEAR_ONE = 1 << _BILINEAR_BITS
 #: Fixed-point bits of the crossfade weight.
 _FADE_BITS = 16
+#: Output rows per parallel task of Ken Burns: a band reuses blended source rows between its rows.
+_KEN_BURNS_BAND = 32
 _FADE_ONE = 1 << _FADE_BITS
 #: Fixed-point bits of the colour-conversion coefficients.
 _YUV_BITS = 16
@@ -137,24 +139,57 @@ def _sample_axis(start, length, n_out, n_src):  # pragma: no cover - compiled
     return idx0, idx1, weight
 
 
+@jit()
+def _ken_burns_row(src, xa3, xb3, xw, tmp):  # pragma: no cover - compiled
+    """One source row resampled across: ``tmp`` gets each output pixel's unrounded horizontal blend."""
+    one = np.int32(_BILINEAR_ONE)
+    for j in range(xa3.shape[0]):
+        c0, c1 = xa3[j], xb3[j]
+        b = np.int32(xw[j])
+        a = one - b
+        for c in range(3):
+            tmp[3 * j + c] = np.int32(src[c0 + c]) * a + np.int32(src[c1 + c]) * b
+
+
 @jit(parallel=True)
 def _ken_burns_kernel(image, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
+    # Separable, in the reference's order: each source row is blended across once (and reused by the
+    # next output row when both read it), then each output row blends its two rows down. int32 is
+    # enough: 255 * 2048 * 2048 + 2^21 < 2^31.
     h, w = out.shape[0], out.shape[1]
     xa, xb, xw = _sample_axis(x0, win_w, w, image.shape[1])
     ya, yb, yw = _sample_axis(y0, win_h, h, image.shape[0])
-    half = 1 << (2 * _BILINEAR_BITS - 1)
-    for i in prange(h):
-        r0, r1 = ya[i], yb[i]
-        wy1 = yw[i]
-        wy0 = _BILINEAR_ONE - wy1
-        for j in range(w):
-            c0, c1 = xa[j], xb[j]
-            wx1 = xw[j]
-            wx0 = _BILINEAR_ONE - wx1
-            for c in range(3):
-                top = np.int64(image[r0, c0, c]) * wx0 + np.int64(image[r0, c1, c]) * wx1
-                bottom = np.int64(image[r1, c0, c]) * wx0 + np.int64(image[r1, c1, c]) * wx1
-                out[i, j, c] = (top * wy0 + bottom * wy1 + half) >> (2 * _BILINEAR_BITS)
+    xa3 = (xa * 3).astype(np.int32)
+    xb3 = (xb * 3).astype(np.int32)
+    src = image.reshape(image.shape[0], -1)
+    dst = out.reshape(h, -1)
+    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
+    one = np.int32(_BILINEAR_ONE)
+    step = _KEN_BURNS_BAND
+    chunks = (h + step - 1) // step
+    for chunk in prange(chunks):
+        top = np.empty(w * 3, np.int32)
+        bottom = np.empty(w * 3, np.int32)
+        top_row, bottom_row = -1, -1
+        for i in range(chunk * step, min(h, (chunk + 1) * step)):
+            r0, r1 = ya[i], yb[i]
+            if r0 == bottom_row and r0 != top_row:  # moving down: the old bottom row is the new top
+                top, bottom = bottom, top
+                top_row, bottom_row = bottom_row, top_row
+            if top_row != r0:
+                _ken_burns_row(src[r0], xa3, xb3, xw, top)
+                top_row = r0
+            if bottom_row != r1:
+                if r1 == top_row:
+                    bottom[:] = top
+                else:
+                    _ken_burns_row(src[r1], xa3, xb3, xw, bottom)
+                bottom_row = r1
+            wy1 = np.int32(yw[i])
+            wy0 = one - wy1
+            row = dst[i]
+            for k in range(w * 3):
+                row[k] = (top[k] * wy0 + bottom[k] * wy1 + half) >> np.int32(2 * _BILINEAR_BITS)
 
 
 def _sample_axis_reference(start: float, length: float, n_out: int, n_src: int):
@@ -200,6 +235,80 @@ def ken_burns(image: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: f
         call_with_fallback(
             _ken_burns_kernel, ken_burns_reference, image, out, x0, y0, win_w, win_h, name="ken_burns"
         )
+    return out
+
+
+@jit()
+def _ken_burns_plane_row(src, xa, xb, xw, tmp):  # pragma: no cover - compiled
+    one = np.int32(_BILINEAR_ONE)
+    for j in range(xa.shape[0]):
+        b = np.int32(xw[j])
+        tmp[j] = np.int32(src[xa[j]]) * (one - b) + np.int32(src[xb[j]]) * b
+
+
+@jit(parallel=True)
+def _ken_burns_plane_kernel(plane, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
+    # The single-channel twin of _ken_burns_kernel (same bands, same arithmetic), for Y, U or V.
+    h, w = out.shape[0], out.shape[1]
+    xa, xb, xw = _sample_axis(x0, win_w, w, plane.shape[1])
+    ya, yb, yw = _sample_axis(y0, win_h, h, plane.shape[0])
+    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
+    one = np.int32(_BILINEAR_ONE)
+    step = _KEN_BURNS_BAND
+    for chunk in prange((h + step - 1) // step):
+        top = np.empty(w, np.int32)
+        bottom = np.empty(w, np.int32)
+        top_row, bottom_row = -1, -1
+        for i in range(chunk * step, min(h, (chunk + 1) * step)):
+            r0, r1 = ya[i], yb[i]
+            if r0 == bottom_row and r0 != top_row:
+                top, bottom = bottom, top
+                top_row, bottom_row = bottom_row, top_row
+            if top_row != r0:
+                _ken_burns_plane_row(plane[r0], xa, xb, xw, top)
+                top_row = r0
+            if bottom_row != r1:
+                if r1 == top_row:
+                    bottom[:] = top
+                else:
+                    _ken_burns_plane_row(plane[r1], xa, xb, xw, bottom)
+                bottom_row = r1
+            wy1 = np.int32(yw[i])
+            wy0 = one - wy1
+            row = out[i]
+            for k in range(w):
+                row[k] = (top[k] * wy0 + bottom[k] * wy1 + half) >> np.int32(2 * _BILINEAR_BITS)
+
+
+def ken_burns_plane_reference(
+    plane: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: float, win_h: float
+) -> None:
+    """NumPy reference of :func:`ken_burns_plane`: :func:`ken_burns_reference` on one channel."""
+    ken_burns_reference(plane[..., None], out[..., None], x0, y0, win_w, win_h)
+
+
+def ken_burns_plane(
+    plane: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: float, win_h: float
+) -> np.ndarray:
+    """:func:`ken_burns` of one image plane (uint8[H, W]) into ``out`` (uint8[h, w]); returns ``out``.
+
+    Resampling a picture's Y, U and V planes this way costs half of resampling its RGB (chroma has
+    a quarter of the pixels) and needs no colour conversion per frame afterwards.
+    """
+    for name, array in (("plane", plane), ("out", out)):
+        _check_uint8(name, array, writable=name == "out")
+        if array.ndim != 2:
+            raise ValueError(f"{name} must have shape [height, width], got {array.shape}")
+    x0, y0, win_w, win_h = float(x0), float(y0), float(win_w), float(win_h)
+    if not all(math.isfinite(v) for v in (x0, y0, win_w, win_h)):
+        raise ValueError(f"window must be finite, got {(x0, y0, win_w, win_h)}")
+    if win_w <= 0 or win_h <= 0:
+        raise ValueError(f"window width and height must be positive, got {win_w} x {win_h}")
+    if plane.size == 0:
+        raise ValueError(f"plane must not be empty, got shape {plane.shape}")
+    if out.size:
+        call_with_fallback(_ken_burns_plane_kernel, ken_burns_plane_reference, plane, out, x0, y0, win_w, win_h,
+                           name="ken_burns_plane")
     return out
 
 
@@ -260,6 +369,62 @@ def alpha_over(dst: np.ndarray, layer: np.ndarray, x: int, y: int, opacity: floa
         call_with_fallback(
             _alpha_over_kernel, alpha_over_reference, dst, layer, dx, dy, lx, ly, cw, ch, level, name="alpha_over"
         )
+    return dst
+
+
+# --- plane over ---------------------------------------------------------------------------------
+
+
+@jit(parallel=True)
+def _plane_over_kernel(dst, src, alpha, dx, dy, lx, ly, cw, ch, opacity):  # pragma: no cover - compiled
+    # alpha_over's arithmetic on one plane, its alpha in a plane of its own.
+    level = np.int32(opacity)
+    for r in prange(ch):
+        out_row = dst[dy + r]
+        src_row = src[ly + r]
+        alpha_row = alpha[ly + r]
+        for k in range(cw):
+            a = _div255(np.int32(alpha_row[lx + k]) * level + np.int32(127))
+            blend = np.int32(src_row[lx + k]) * a + np.int32(out_row[dx + k]) * (np.int32(255) - a) + np.int32(127)
+            out_row[dx + k] = _div255(blend)
+
+
+def plane_over_reference(
+    dst: np.ndarray, src: np.ndarray, alpha: np.ndarray, dx: int, dy: int, lx: int, ly: int, cw: int, ch: int,
+    opacity: int,
+) -> None:
+    """NumPy reference of the clipped "over" that :func:`plane_over` dispatches (opacity in 0..255)."""
+    region = dst[dy : dy + ch, dx : dx + cw]
+    a = (alpha[ly : ly + ch, lx : lx + cw].astype(np.int64) * opacity + 127) // 255
+    src_part = src[ly : ly + ch, lx : lx + cw].astype(np.int64)
+    region[...] = (src_part * a + region.astype(np.int64) * (255 - a) + 127) // 255
+
+
+def plane_over(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray, x: int, y: int, opacity: float = 1.0) -> np.ndarray:
+    """:func:`alpha_over` on one plane: ``src`` (uint8[lh, lw]) with ``alpha`` (same shape) over ``dst`` at ``(x, y)``.
+
+    The same clipping, rounding and opacity as :func:`alpha_over`, so a Y, U or V plane of a layer
+    blends exactly like that channel would in RGB. Returns ``dst``.
+    """
+    for name, array in (("dst", dst), ("src", src), ("alpha", alpha)):
+        _check_uint8(name, array, writable=name == "dst")
+        if array.ndim != 2:
+            raise ValueError(f"{name} must have shape [height, width], got {array.shape}")
+    if src.shape != alpha.shape:
+        raise ValueError(f"src and alpha must have one shape, got {src.shape} and {alpha.shape}")
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | np.integer) or not isinstance(
+        y, int | np.integer
+    ):
+        raise TypeError(f"x and y must be integers, got {x!r} and {y!r}")
+    level = int(round(_check_unit("opacity", opacity) * 255))
+    x, y = int(x), int(y)
+    dx, dy = max(x, 0), max(y, 0)
+    lx, ly = dx - x, dy - y
+    cw = min(x + src.shape[1], dst.shape[1]) - dx
+    ch = min(y + src.shape[0], dst.shape[0]) - dy
+    if cw > 0 and ch > 0 and level > 0:
+        call_with_fallback(_plane_over_kernel, plane_over_reference, dst, src, alpha, dx, dy, lx, ly, cw, ch, level,
+                           name="plane_over")
     return dst
 
 

@@ -3,13 +3,20 @@
 A frame is a pure function of its index: the backdrop (the scene's picture under a slow Ken
 Burns move, or an animated theme gradient), a cross-fade in from the previous scene's backdrop,
 then pre-rendered layers blended on top (title or caption, subtitles, presenter, progress bar).
-Text and sprites are laid out once per scene; per frame only kernels run, and only one frame is
-held at a time.
+Text and sprites are laid out once per scene; per frame only kernels run.
+
+Frames are drawn in the encoder's own yuv420p planes: the backdrop is resampled straight into Y,
+U and V (the picture is converted once per scene), which costs half of resampling RGB and needs no
+conversion per frame, and each layer, converted once, blends plane by plane with alpha_over's
+arithmetic. Frame k+1 is drawn while the encoder takes frame k.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -19,9 +26,20 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernels._jit import limit_kernel_threads
 from kernels.audio import rms_envelope
-from kernels.compositing import alpha_over, crossfade, ken_burns, ken_burns_window, rgb_frame_to_av, tag_bt709
-from tasks.avatar import AvatarSprites, load_avatar
+from kernels.compositing import (
+    alpha_over,
+    crossfade,
+    ken_burns,
+    ken_burns_plane,
+    ken_burns_window,
+    plane_over,
+    rgb_to_yuv420p,
+    tag_bt709,
+    yuv420p_planes,
+)
+from tasks.avatar import load_avatar
 from tasks.errors import RenderError
 from tasks.layout import PALETTES, Cue, Palette, bar, gradient, subtitle_cues, text_panel, wrap
 from tasks.models import Narration, RenderOptions, Scene, Segment
@@ -64,16 +82,106 @@ class _Backdrop:
         if dim < 1.0:
             rgb = np.ascontiguousarray((rgb.astype(np.uint16) * int(dim * 256) >> 8).astype(np.uint8))
         self.image = rgb
+        self.planes = _yuv_planes(rgb)
         self.size = size
         # Alternate the direction of the move from scene to scene.
         self.pan = (0.06 if seed % 2 == 0 else -0.06, 0.03 if seed % 3 == 0 else -0.03)
         self.zoom = (1.0, 1.12) if seed % 2 == 0 else (1.12, 1.0)
 
-    def draw(self, out: np.ndarray, u: float) -> None:
+    def window(self, u: float) -> tuple[float, float, float, float]:
         h, w = self.image.shape[:2]
-        x0, y0, ww, wh = ken_burns_window(w, h, self.size[0], self.size[1], u, zoom_from=self.zoom[0],
-                                          zoom_to=self.zoom[1], pan=self.pan)
-        ken_burns(self.image, out, x0, y0, ww, wh)
+        return ken_burns_window(w, h, self.size[0], self.size[1], u, zoom_from=self.zoom[0], zoom_to=self.zoom[1],
+                                pan=self.pan)
+
+    def draw(self, out: np.ndarray, u: float) -> None:
+        """The whole frame in RGB."""
+        ken_burns(self.image, out, *self.window(u))
+
+    def draw_planes(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, u: float) -> None:
+        """The whole frame as yuv420p planes."""
+        x0, y0, ww, wh = self.window(u)
+        ken_burns_plane(self.planes[0], y, x0, y0, ww, wh)
+        for source, out in zip(self.planes[1:], (cb, cr), strict=True):
+            ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
+
+
+def _yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BT.709 yuv420p planes of a picture (an odd last row or column is repeated to make it even)."""
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = np.ascontiguousarray(np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+        h, w = rgb.shape[:2]
+    y = np.empty((h, w), np.uint8)
+    cb = np.empty((h // 2, w // 2), np.uint8)
+    cr = np.empty((h // 2, w // 2), np.uint8)
+    rgb_to_yuv420p(rgb, y, cb, cr)
+    return y, cb, cr
+
+
+class _Planes:
+    """A frame's Y, U and V planes in one buffer, so a cross-fade is one kernel call."""
+
+    def __init__(self, width: int, height: int):
+        luma = width * height
+        self.buffer = np.empty(luma * 3 // 2, np.uint8)
+        self.y = self.buffer[:luma].reshape(height, width)
+        self.cb = self.buffer[luma : luma + luma // 4].reshape(height // 2, width // 2)
+        self.cr = self.buffer[luma + luma // 4 :].reshape(height // 2, width // 2)
+
+
+def fill_av_frame(planes: _Planes, vf: av.VideoFrame) -> av.VideoFrame:
+    """Copy finished planes into the encoder's frame (its rows may be padded) and tag it BT.709."""
+    width = planes.y.shape[1]
+    for view, plane in zip(yuv420p_planes(vf), (planes.y, planes.cb, planes.cr), strict=True):
+        view[:, : plane.shape[1] if plane is not planes.y else width] = plane
+    return tag_bt709(vf)
+
+
+@dataclass
+class _PlaneLayer:
+    """A layer as Y, U and V planes with their alphas, its corner and size even: it blends without RGB."""
+
+    y: np.ndarray
+    alpha: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+    chroma_alpha: np.ndarray
+    x: int
+    top: int
+
+    def blend(self, planes: _Planes, opacity: float, dx: int = 0) -> None:
+        """Blend over ``planes``, moved ``dx`` (even) pixels to the right."""
+        x = self.x + dx
+        plane_over(planes.y, self.y, self.alpha, x, self.top, opacity)
+        plane_over(planes.cb, self.cb, self.chroma_alpha, x // 2, self.top // 2, opacity)
+        plane_over(planes.cr, self.cr, self.chroma_alpha, x // 2, self.top // 2, opacity)
+
+
+def _plane_layer(rgba: np.ndarray, x: int, y: int) -> _PlaneLayer:
+    """Convert an RGBA layer placed at ``(x, y)`` once, so frames blend it plane by plane."""
+    # Transparent padding puts the corner and the far edge on even pixels: whole chroma blocks.
+    left, top = x % 2, y % 2
+    h, w = rgba.shape[:2]
+    padded = np.pad(rgba, ((top, (h + top) % 2), (left, (w + left) % 2), (0, 0)))
+    rgb, alpha = np.ascontiguousarray(padded[..., :3]), np.ascontiguousarray(padded[..., 3])
+    ph, pw = alpha.shape
+    luma = np.empty((ph, pw), np.uint8)
+    cb = np.empty((ph // 2, pw // 2), np.uint8)
+    cr = np.empty_like(cb)
+    rgb_to_yuv420p(rgb, luma, cb, cr)
+    # A block's chroma is its alpha-weighted colour: where a glyph's edge covers part of a block, the
+    # colour is the glyph's and the block's alpha (the mean) says how much of it shows.
+    weights = alpha.reshape(ph // 2, 2, pw // 2, 2).astype(np.int64)
+    total = weights.sum(axis=(1, 3))
+    blocks = rgb.reshape(ph // 2, 2, pw // 2, 2, 3).astype(np.int64)
+    weighted = (blocks * weights[..., None]).sum(axis=(1, 3))
+    plain = blocks.sum(axis=(1, 3))
+    colour = np.where(total[..., None] > 0, (weighted + total[..., None] // 2) // np.maximum(total, 1)[..., None],
+                      (plain + 2) // 4).astype(np.uint8)
+    block_rgb = np.ascontiguousarray(np.repeat(np.repeat(colour, 2, axis=0), 2, axis=1))
+    rgb_to_yuv420p(block_rgb, np.empty_like(luma), cb, cr)
+    chroma_alpha = ((total + 2) // 4).astype(np.uint8)
+    return _PlaneLayer(luma, alpha, cb, cr, chroma_alpha, x - left, y - top)
 
 
 @dataclass
@@ -116,43 +224,96 @@ def render_scene(
     loudness = np.clip(envelope / max(1e-6, float(envelope.max(initial=0.0))) * 1.2, 0.0, 1.0)
     bar_h = max(4, height // 120)
 
+    fade_frames = max(1, round(FADE_S * fps)) if previous is not None else 0
+    caption_frames = max(1, round(CAPTION_FADE_S * fps))
+    # The bar is one full-width layer slid in from the left: its visible part is the progress.
+    full_bar = bar(width, bar_h, palette.accent)
+    bar_planes = _plane_layer(full_bar, 0, height - bar_h)
+    static_planes = [_plane_layer(layer.rgba, layer.x, layer.y) for layer in layers]
+    cue_planes = {id(layer): _plane_layer(layer.rgba, layer.x, layer.y) for _, layer in cues}
+    avatar_planes = {}
+    if avatar is not None:
+        for sprite in avatar.sprites:
+            rgba, x, y, _ = _avatar_layer(sprite, width, height, bar_h)
+            avatar_planes[id(sprite)] = _plane_layer(rgba, x, y)
+    planes = _Planes(width, height)
+    previous_planes = None
+    if previous is not None:
+        previous_planes = _Planes(width, height)
+        prev.draw_planes(previous_planes.y, previous_planes.cb, previous_planes.cr, 1.0)
+    still_at = int(frames * STILL_AT)
+    stills: list[bytes] = []
+
+    def layers_at(k: int, u: float) -> list[tuple[np.ndarray, int, int, float, _PlaneLayer, int]]:
+        """The layers of frame ``k``, bottom first: ``(rgba, x, y, opacity, planes, planes_dx)``."""
+        out = [(layer.rgba, layer.x, layer.y, 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames), converted, 0)
+               for n, (layer, converted) in enumerate(zip(layers, static_planes, strict=True))]
+        cue = _active(cues, k / fps - LEAD_S)
+        if cue is not None:
+            out.append((cue.rgba, cue.x, cue.y, 1.0, cue_planes[id(cue)], 0))
+        if avatar is not None:
+            sprite = avatar.for_level(float(loudness[k]))
+            out.append((*_avatar_layer(sprite, width, height, bar_h), avatar_planes[id(sprite)], 0))
+        progress = int(width * (context.index + u) / max(1, context.total))
+        if progress > 0:
+            # In the planes the bar moves in whole chroma blocks, so its end may sit one pixel short.
+            out.append((full_bar, progress - width, height - bar_h, 1.0, bar_planes, (progress - width) & ~1))
+        return out
+
+    def compose(k: int, vf: av.VideoFrame) -> av.VideoFrame:
+        """Draw frame ``k`` and write it into ``vf``'s yuv420p planes."""
+        u = k / max(1, frames - 1)
+        fade = (k + 1) / (fade_frames + 1) if k < fade_frames else None
+        visible = layers_at(k, u)
+        backdrop.draw_planes(planes.y, planes.cb, planes.cr, u)
+        if fade is not None:
+            crossfade(previous_planes.buffer, planes.buffer, planes.buffer, fade)
+        for *_, opacity, converted, dx in visible:
+            converted.blend(planes, opacity, dx)
+        if k == still_at:  # the thumbnail is drawn in RGB, once
+            whole = np.empty((height, width, 3), np.uint8)
+            backdrop.draw(whole, u)
+            if fade is not None:
+                crossfade(previous, whole, whole, fade)
+            for rgba, x, y, opacity, *_ in visible:
+                alpha_over(whole, rgba, x, y, opacity)
+            stills.append(_still(whole))
+        fill_av_frame(planes, vf)
+        vf.pts = k
+        return vf
+
     buf = io.BytesIO()
     try:
-        with av.open(buf, "w", format="mp4") as out:
-            video, audio = _streams(out, options, narration.sample_rate)
-            frame = np.empty((height, width, 3), np.uint8)
-            # One encoder frame, refilled in place (rgb_frame_to_av copies it if x264 still holds it).
-            vf = av.VideoFrame(width, height, "yuv420p")
-            vf.time_base = Fraction(1, fps)
-            fade_frames = max(1, round(FADE_S * fps)) if previous is not None else 0
-            caption_frames = max(1, round(CAPTION_FADE_S * fps))
-            still_at = int(frames * STILL_AT)
-            still = None
-            for k in range(frames):
-                u = k / max(1, frames - 1)
-                backdrop.draw(frame, u)
-                if k < fade_frames:
-                    crossfade(previous, frame, frame, (k + 1) / (fade_frames + 1))
-                for n, layer in enumerate(layers):
-                    opacity = 1.0 if n > 0 else min(1.0, (k + 1) / caption_frames)
-                    alpha_over(frame, layer.rgba, layer.x, layer.y, opacity)
-                cue = _active(cues, k / fps - LEAD_S)
-                if cue is not None:
-                    alpha_over(frame, cue.rgba, cue.x, cue.y, 1.0)
-                if avatar is not None:
-                    _draw_avatar(frame, avatar, float(loudness[k]), width, height, bar_h)
-                progress = int(width * (context.index + u) / max(1, context.total))
-                if progress > 0:
-                    alpha_over(frame, bar(progress, bar_h, palette.accent), 0, height - bar_h, 1.0)
-                if k == still_at:
-                    still = _still(frame)
-                rgb_frame_to_av(frame, vf)
-                vf.pts = k
-                out.mux(video.encode(vf))
+        cores = core_share()
+        # Drawing gets half the cores and the encoder the rest: the two run side by side, so kernels
+        # spread over every core would only queue behind x264 (on 2 cores, one thread draws). A
+        # worker given one core draws and encodes in turn, and leaves the other cores to its peers.
+        drawing = max(1, (cores or _machine_cores()) // 2)
+        with (av.open(buf, "w", format="mp4") as out,
+              ThreadPoolExecutor(1, "pagereel-compose", limit_kernel_threads, (drawing,)) as composer):
+            video, audio = _streams(out, options, narration.sample_rate, options.threads or cores)
+            # Two encoder frames in turn: frame k+1 is drawn into one while x264 takes frame k from
+            # the other. Kernels and the encoder both run without the GIL, so the two overlap.
+            slots = [av.VideoFrame(width, height, "yuv420p") for _ in range(2)]
+            for vf in slots:
+                vf.time_base = Fraction(1, fps)
+            if cores == 1:
+                limit_kernel_threads(1)
+                for k in range(frames):
+                    out.mux(video.encode(compose(k, slots[0])))
+            else:
+                pending = composer.submit(compose, 0, slots[0])
+                for k in range(frames):
+                    vf = pending.result()
+                    if k + 1 < frames:
+                        # Slot (k+1) % 2 last held frame k-1, whose encode call has returned.
+                        pending = composer.submit(compose, k + 1, slots[(k + 1) % 2])
+                    out.mux(video.encode(vf))
             out.mux(video.encode(None))
             _encode_audio(out, audio, pcm, narration.sample_rate)
     except av.FFmpegError as exc:
         raise RenderError(f"encoding scene {scene.id!r} failed: {exc}", transient=True) from exc
+    still = stills[0] if stills else None
     return Segment(scene_id=scene.id, mp4=buf.getvalue(), duration_s=frames / fps, frames=frames, width=width,
                    height=height, fps=fps, still=still)
 
@@ -161,7 +322,9 @@ def _still(frame: np.ndarray) -> bytes:
     image = Image.fromarray(frame)
     height = round(image.height * STILL_WIDTH / image.width)
     out = io.BytesIO()
-    image.resize((STILL_WIDTH, max(2, height - height % 2)), Image.Resampling.LANCZOS).save(out, "PNG")
+    # The fastest zlib level: the default spent as long on one thumbnail as on a second of video.
+    thumbnail = image.resize((STILL_WIDTH, max(2, height - height % 2)), Image.Resampling.LANCZOS)
+    thumbnail.save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -211,22 +374,42 @@ def _active(cues: list[tuple[Cue, _Layer]], t: float) -> _Layer | None:
     return None
 
 
-def _draw_avatar(frame: np.ndarray, avatar: AvatarSprites, loudness: float, width: int, height: int,
-                 bar_h: int) -> None:
-    sprite = avatar.for_level(loudness)
+def _avatar_layer(sprite: np.ndarray, width: int, height: int, bar_h: int) -> tuple[np.ndarray, int, int, float]:
     sh, sw = sprite.shape[:2]
-    alpha_over(frame, sprite, width - sw - int(width * 0.02), height - sh - bar_h, 1.0)
+    return sprite, width - sw - int(width * 0.02), height - sh - bar_h, 1.0
 
 
 # --------------------------------------------------------------------------- encoding
 
 
-def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int):
+def core_share() -> int:
+    """Cores this render may use: its Dask worker's threads inside a Dask worker, else 0 (the whole machine).
+
+    A Dask worker is sized to the cores it was given; an encoder and kernels spread over the whole
+    machine in each of several workers would only queue for the same cores.
+    """
+    distributed = sys.modules.get("distributed")  # loaded in every Dask worker; never imported here
+    if distributed is None:
+        return 0
+    try:
+        return max(1, int(distributed.get_worker().state.nthreads))
+    except (ValueError, AttributeError):  # not inside a worker
+        return 0
+
+
+def _machine_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int, threads: int):
     codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
     if options.keyframe_interval is not None:
         codec_options["g"] = str(options.keyframe_interval)
     video = out.add_stream("libx264", rate=options.fps, options=codec_options)
-    video.codec_context.thread_count = options.threads
+    video.codec_context.thread_count = threads
     video.width, video.height = options.size
     video.pix_fmt = "yuv420p"
     video.codec_context.time_base = Fraction(1, options.fps)

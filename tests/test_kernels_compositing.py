@@ -427,3 +427,52 @@ def test_kernels_run_as_python_with_jit_disabled() -> None:
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout
+
+
+@pytest.mark.parametrize(("image_shape", "out_shape", "window"), KB_CASES)
+def test_ken_burns_plane_matches_reference_and_the_rgb_kernel(image_shape, out_shape, window) -> None:
+    from kernels.compositing import _ken_burns_plane_kernel, ken_burns_plane, ken_burns_plane_reference
+
+    image = random_image(*image_shape, seed=sum(image_shape) + 1)
+    plane = np.ascontiguousarray(image[..., 1])
+    got = np.zeros(out_shape, np.uint8)
+    want = np.zeros_like(got)
+    assert ken_burns_plane(plane, got, *window) is got
+    ken_burns_plane_reference(plane, want, *window)
+    np.testing.assert_array_equal(got, want)
+    direct = np.zeros_like(got)
+    _ken_burns_plane_kernel(plane, direct, *map(float, window))
+    np.testing.assert_array_equal(direct, want)
+    rgb = np.zeros((*out_shape, 3), np.uint8)
+    ken_burns(image, rgb, *window)
+    np.testing.assert_array_equal(rgb[..., 1], got)  # one channel of the RGB resample, to the bit
+    with pytest.raises(ValueError, match="height, width"):
+        ken_burns_plane(image, got, *window)
+
+
+@pytest.mark.parametrize(("x", "y", "opacity"), [(0, 0, 1.0), (-5, 3, 0.6), (40, 20, 1.0), (70, 2, 0.3), (3, -9, 0.0)])
+def test_plane_over_matches_reference_and_each_channel_of_alpha_over(x, y, opacity) -> None:
+    from kernels.compositing import _plane_over_kernel, plane_over, plane_over_reference
+
+    rng = np.random.default_rng(abs(x * 31 + y))
+    frame = rng.integers(0, 256, (36, 64, 3), dtype=np.uint8)
+    layer = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    rgb = alpha_over(frame.copy(), layer, x, y, opacity)
+    alpha = np.ascontiguousarray(layer[..., 3])
+    for c in range(3):
+        dst = np.ascontiguousarray(frame[..., c])
+        src = np.ascontiguousarray(layer[..., c])
+        got = plane_over(dst.copy(), src, alpha, x, y, opacity)
+        np.testing.assert_array_equal(got, rgb[..., c])  # one channel of the RGB blend, to the bit
+        want = dst.copy()
+        dx, dy = max(x, 0), max(y, 0)
+        cw, ch = min(x + 30, 64) - dx, min(y + 20, 36) - dy
+        level = round(opacity * 255)
+        if level and cw > 0 and ch > 0:
+            plane_over_reference(want, src, alpha, dx, dy, dx - x, dy - y, cw, ch, level)
+            direct = dst.copy()
+            _plane_over_kernel(direct, src, alpha, dx, dy, dx - x, dy - y, cw, ch, level)
+            np.testing.assert_array_equal(direct, want)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="one shape"):
+        plane_over(dst, src, alpha[:5], 0, 0)

@@ -1,0 +1,122 @@
+"""A whole video from a URL, end to end: wall seconds, the ratio to the video's length, and peak memory.
+
+    python benchmarks/e2e.py [--quick]
+
+A Prefect server is started and the sample pages are served on 127.0.0.1 before any clock starts.
+Each video is made by a fresh child process (thread runner, an empty cache, so the work is cold)
+that times ``run_video`` alone and reports its own peak resident memory: a 60 s video of a sample
+article, then a 10-minute one of the longest sample (``storyboard.target_duration_s=600``, up to 60
+scenes). Rendering streams frame by frame, so memory should stay flat as the video grows.
+Targets: the 60 s video in at most half its length; under 1 GiB peak for the 10-minute one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from benchmarks.harness import LONG_PAGE, PAGES_DIR, busy_cpus, peak_rss_mib, prefect_api, run_env, serve  # noqa: E402
+
+TARGET_RATIO = 0.5
+TARGET_RSS_MIB = 1024.0
+#: (target seconds, most scenes) of each video: the full run, and the smoke run.
+LENGTHS = [(60.0, 12), (600.0, 60)]
+QUICK_LENGTHS = [(15.0, 4), (30.0, 6)]
+
+
+def child(url: str, duration: float, max_scenes: int, overrides: dict | None = None) -> dict:
+    """Make one video in this process and return what was measured (``overrides``: more settings)."""
+    from flows.video_flow import run_video
+    from tasks.models import Narration, RenderOptions, Scene
+    from tasks.render import render_scene
+
+    # Loading the compiled kernels from Numba's cache is start-up, not rendering: done before the clock.
+    t0 = time.perf_counter()
+    tiny = RenderOptions(width=64, height=36, fps=5, preset="ultrafast")
+    render_scene(Scene(id="w", kind="body", narration="Warm up.", caption="Warm", hint_s=1.0),
+                 Narration(scene_id="w", pcm=bytes(4800), sample_rate=48000, voice="en", words=[]), tiny)
+    warm_s = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    settings = {"storyboard": {"target_duration_s": duration, "max_scenes": max_scenes}, **(overrides or {})}
+    state = run_video(url, workflow_id=f"e2e-{int(duration)}", overrides=settings)
+    wall = time.perf_counter() - t0
+    if state.status != "completed" or not state.video_path or not Path(state.video_path).is_file():
+        raise SystemExit(f"the run did not finish a video: status {state.status!r}")
+    return {
+        "wall_s": wall,
+        "warm_s": warm_s,
+        "video_s": state.duration_s,
+        "scenes": len(state.scenes),
+        "rss_mib": peak_rss_mib(),
+        "size_mb": Path(state.video_path).stat().st_size / 1e6,
+        "stages": state.metrics.stage_seconds,
+    }
+
+
+def measure(base_url: str, api_url: str, work: Path, duration: float, max_scenes: int) -> dict:
+    url = f"{base_url}/{LONG_PAGE}"
+    folder = work / f"video-{int(duration)}"
+    cmd = [sys.executable, __file__, "--child", url, "--duration", str(duration), "--max-scenes", str(max_scenes)]
+    done = subprocess.run(cmd, env=run_env(folder, api_url), capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"the {duration:g} s run failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="15 s and 30 s videos instead of 60 s and 10 min")
+    parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--duration", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--max-scenes", type=int, default=12, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.duration, args.max_scenes)))
+        return 0
+
+    lengths = QUICK_LENGTHS if args.quick else LENGTHS
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pagereel-e2e-") as tmp:
+        work = Path(tmp)
+        with prefect_api(work / "prefect") as api, serve(PAGES_DIR) as base:
+            print(f"page: {LONG_PAGE} served from {PAGES_DIR} on {base}; Prefect API up at {api}; thread runner; "
+                  "cold cache", flush=True)
+            for duration, max_scenes in lengths:
+                load = busy_cpus()
+                if load is not None:
+                    print(f"load before the {duration:g} s run: {load:.1f} CPUs busy with other work", flush=True)
+                r = measure(base, api, work, duration, max_scenes)
+                results.append(r)
+                slowest = sorted(r["stages"].items(), key=lambda kv: -kv[1])[:4]
+                print(f"target {duration:5g} s: video {r['video_s']:7.1f} s, {r['scenes']:2d} scenes, "
+                      f"wall {r['wall_s']:6.1f} s ({r['wall_s'] / r['video_s']:.2f}x its length), "
+                      f"peak RSS {r['rss_mib']:6.0f} MiB, {r['size_mb']:.1f} MB (kernels loaded in {r['warm_s']:.1f} s "
+                      f"before the clock)", flush=True)
+                print("    stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in slowest), flush=True)
+
+    short, long = results
+    ratio = short["wall_s"] / short["video_s"]
+    growth = long["rss_mib"] / short["rss_mib"]
+    print()
+    print(f"wall / video length ({short['video_s']:.0f} s video) = {ratio:.2f}  "
+          f"(target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'MISSED'})")
+    print(f"wall / video length ({long['video_s']:.0f} s video) = {long['wall_s'] / long['video_s']:.2f}")
+    print(f"peak RSS {long['rss_mib']:.0f} MiB for the {long['video_s']:.0f} s video "
+          f"(target < {TARGET_RSS_MIB:.0f} MiB: {'met' if long['rss_mib'] < TARGET_RSS_MIB else 'MISSED'}); "
+          f"{growth:.2f}x the {short['video_s']:.0f} s video's {short['rss_mib']:.0f} MiB "
+          f"for {long['video_s'] / short['video_s']:.1f}x the length")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""What the end-to-end benchmarks share: a Prefect API, the sample pages on loopback, fresh settings.
+
+Everything here is started before any clock: the benchmarks time pagereel, not its surroundings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Saved article pages, next to the repository as the tests find them.
+PAGES_DIR = ROOT.parent / "shared" / "samples" / "pages"
+#: The longest sample article (about 6,500 words): long enough for a 10-minute video.
+LONG_PAGE = "gregoryszorc.com.python3.html"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def prefect_api(home: Path) -> Iterator[str]:
+    """A Prefect server on loopback for the duration of the block; yields its API URL."""
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("the Prefect server did not start within 120 s") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """``folder`` over HTTP on 127.0.0.1 in a background thread; yields the base URL."""
+    if not folder.is_dir():
+        raise SystemExit(f"sample pages not found at {folder}")
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="bench-http")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def run_env(work: Path, api_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a measured run: this API, loopback pages allowed, outputs and a cold cache under ``work``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGEREEL_")}
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_HOME=str(work / "prefect-client"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PAGEREEL_FETCH__ALLOW_PRIVATE_HOSTS="1",
+        # The sample pages link pictures on the internet; the benchmark never leaves the machine, so
+        # their scenes get the themed backdrop (the same Ken Burns move over a gradient).
+        PAGEREEL_FETCH__IMAGE_HOSTS='["127.0.0.1"]',
+        PAGEREEL_OUT_DIR=str(work / "out"),
+        PAGEREEL_CACHE__DIR=str(work / "cache"),
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process and of its waited-for children, MiB (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def busy_cpus(seconds: float = 1.0) -> float | None:
+    """CPUs kept busy by everything on the machine over ``seconds`` (Linux /proc/stat), or None elsewhere."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        idle = ticks[3] + ticks[4]  # idle + iowait
+        return sum(ticks) - idle, sum(ticks)
+
+    try:
+        busy0, total0 = sample()
+        time.sleep(seconds)
+        busy1, total1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)

@@ -1,0 +1,113 @@
+"""A batch of four videos on a local Dask cluster of one worker, then of two: the speed-up.
+
+    python benchmarks/scale.py [--quick]
+
+Each configuration runs in a fresh child process with an empty cache: it starts a Dask cluster of
+N single-threaded worker processes, loads the kernels on every worker, then times ``run_batch`` of
+four sample pages (all four in flight at once, scenes queued on the cluster). A Prefect server is
+started and the pages are served on 127.0.0.1 before any clock. Inside a Dask worker the renderer
+sizes x264 and the kernels to the worker's threads, so each worker stands for one core.
+Target: two workers at least 1.6x faster than one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from benchmarks.harness import PAGES_DIR, busy_cpus, prefect_api, run_env, serve  # noqa: E402
+
+TARGET_SPEEDUP = 1.6
+PAGES = [
+    "caktusgroup.com.django.html",
+    "dw.com.colonial.html",
+    "en.wikipedia.org.tsne.html",
+    "nature.com.telescope.html",
+]
+
+
+def _warm() -> float:
+    """Load the compiled kernels in a worker (Numba's cache), so the clock times rendering only."""
+    from tasks.models import Narration, RenderOptions, Scene
+    from tasks.render import render_scene
+
+    t0 = time.perf_counter()
+    tiny = RenderOptions(width=64, height=36, fps=5, preset="ultrafast")
+    render_scene(Scene(id="w", kind="body", narration="Warm up.", caption="Warm", hint_s=1.0),
+                 Narration(scene_id="w", pcm=bytes(4800), sample_rate=48000, voice="en", words=[]), tiny)
+    return time.perf_counter() - t0
+
+
+def child(urls: list[str], workers: int, duration: float, overrides: dict | None = None) -> dict:
+    """Make the batch on a fresh cluster of ``workers`` workers here and return what was measured."""
+    from distributed import Client, LocalCluster
+
+    from flows.batch_flow import run_batch
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(_warm)
+        overrides = {"runner": {"kind": "dask", "address": cluster.scheduler_address},
+                     "storyboard": {"target_duration_s": duration}, **(overrides or {})}
+        t0 = time.perf_counter()
+        result = run_batch(urls, concurrency=len(urls), overrides=overrides)
+        wall = time.perf_counter() - t0
+    failed = [f"{i.url}: {i.error}" for i in result.failed]
+    if failed:
+        raise SystemExit("videos failed: " + "; ".join(failed))
+    return {"wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items)}
+
+
+def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float) -> dict:
+    urls = [f"{base}/{page}" for page in pages]
+    cmd = [sys.executable, __file__, "--child", json.dumps(urls), "--workers", str(workers),
+           "--duration", str(duration)]
+    done = subprocess.run(cmd, env=run_env(work / f"workers-{workers}", api), capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"the batch on {workers} worker(s) failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="two 10 s videos instead of four 30 s ones")
+    parser.add_argument("--duration", type=float, default=30.0, help="target length of each video, seconds")
+    parser.add_argument("--child", metavar="URLS", help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(json.loads(args.child), args.workers, args.duration)))
+        return 0
+
+    pages, duration = (PAGES[:2], 10.0) if args.quick else (PAGES, args.duration)
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="pagereel-scale-") as tmp:
+        work = Path(tmp)
+        with prefect_api(work / "prefect") as api, serve(PAGES_DIR) as base:
+            print(f"batch: {len(pages)} sample pages, target {duration:g} s each, all in flight; Dask local cluster "
+                  f"of single-threaded worker processes; cold cache per configuration", flush=True)
+            for workers in (1, 2):
+                load = busy_cpus()
+                if load is not None:
+                    print(f"load before {workers} worker(s): {load:.1f} CPUs busy with other work", flush=True)
+                r = results[workers] = measure(base, api, work, workers, pages, duration)
+                print(f"{workers} worker(s): {r['videos']} videos, {r['video_s']:.0f} s of video in "
+                      f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time)", flush=True)
+    speedup = results[1]["wall_s"] / results[2]["wall_s"]
+    print()
+    print(f"1 worker / 2 workers = {speedup:.2f}x  (target >= {TARGET_SPEEDUP}: "
+          f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

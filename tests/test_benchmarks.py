@@ -1,0 +1,33 @@
+"""The benchmark scripts' working parts, small: so a change cannot break them silently."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmarks import kernels as textrank_bench
+from benchmarks import kernels_frame as frame_bench
+from benchmarks import render as render_bench
+
+pytestmark = pytest.mark.integration
+
+
+def test_kernel_benchmarks_compare_equal_results() -> None:
+    for bench in textrank_bench.benches(40):
+        args = bench.args_factory()
+        np.testing.assert_allclose(bench.numba_fn(*args), bench.reference_fn(*args), rtol=bench.rtol)
+    for bench in frame_bench.benches(64, 36, 0.5):
+        args, ref_args = bench.args_factory(), bench.args_factory()
+        fast = bench.result(args, bench.numba_fn(*args))
+        np.testing.assert_array_equal(fast, bench.result(ref_args, bench.reference_fn(*ref_args)))
+
+
+def test_render_benchmark_floor_encodes_the_very_frames_pagereel_encodes() -> None:
+    inputs = render_bench.build_inputs(60)
+    mp4, frames = render_bench.render_and_capture(inputs)
+    assert len(frames) == inputs.frames  # captured from render_scene itself, not decoded
+    floor = render_bench.run_encode_only(frames, inputs)
+    for output in (mp4, floor):
+        assert render_bench.problems(render_bench.probe(output), inputs) == []
+    middle = inputs.frames // 2
+    assert render_bench.psnr(render_bench.middle_frame(mp4, middle), render_bench.middle_frame(floor, middle)) > 60
