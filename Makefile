@@ -57,6 +57,7 @@ bench: setup $(BENCH_STAMP)
 bench-quick: setup $(BENCH_STAMP)
 	$(PY) benchmarks/kernels.py --repeat 2
 	$(PY) benchmarks/kernels_frame.py --repeat 2
+	$(PY) benchmarks/quality.py --repeat 2
 	$(PY) benchmarks/render.py --quick --rounds 1
 	$(PY) benchmarks/e2e.py --quick
 	$(PY) benchmarks/scale.py --quick

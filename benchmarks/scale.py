@@ -52,7 +52,7 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
 
     from flows.batch_flow import run_batch
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         client.run(_warm)
         overrides = {"runner": {"kind": "dask", "address": cluster.scheduler_address},

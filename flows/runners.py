@@ -39,7 +39,8 @@ def make_task_runner(runner: RunnerSettings) -> tuple[Any, str]:
         if runner.address:
             return DaskTaskRunner(address=runner.address), "dask"
         # One thread per worker: kernels release the GIL, but x264 and NumPy use their own threads.
-        cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        # ":0": the scheduler always serves HTTP, and a fixed port (8787) clashes with any other cluster.
+        cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
         return DaskTaskRunner(cluster_kwargs=cluster), "dask"
     if runner.kind == "ray":
         try:
