@@ -9,44 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)  # this folder holds kernels.py, which would hide the kernels package
-sys.path.insert(0, str(ROOT))
+_HERE = Path(__file__).resolve().parent
+# This folder holds kernels.py, which would hide the kernels package: the repository root goes first.
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_prefect(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("the Prefect server did not start within 120 s")
+from benchmarks.harness import ROOT, prefect_api  # noqa: E402
 
 
 def main() -> None:
@@ -56,15 +28,14 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="pagereel-cache-bench-"))
-    server, api = start_prefect(work / "prefect")
-    os.environ.update(
-        PREFECT_API_URL=api,
-        PREFECT_HOME=str(work / "prefect"),
-        PAGEREEL_CACHE__DIR=str(work / "cache"),
-        PAGEREEL_OUT_DIR=str(work / "out"),
-        PAGEREEL_STORYBOARD__TARGET_DURATION_S=str(args.duration),
-    )
-    try:
+    with prefect_api(work / "prefect") as api:
+        os.environ.update(
+            PREFECT_API_URL=api,
+            PREFECT_HOME=str(work / "prefect"),
+            PAGEREEL_CACHE__DIR=str(work / "cache"),
+            PAGEREEL_OUT_DIR=str(work / "out"),
+            PAGEREEL_STORYBOARD__TARGET_DURATION_S=str(args.duration),
+        )
         from flows.video_flow import run_video
 
         def timed(label: str, **kwargs) -> tuple[float, object]:
@@ -78,17 +49,16 @@ def main() -> None:
             print("                 " + ", ".join(f"{k} {v:.2f} s" for k, v in slowest), flush=True)
             return seconds, state
 
-        cold, state = timed("cold")
-        warm, _ = timed("warm (same)")
-        scene = state.storyboard.scenes[2]
-        edit = {"scenes": {scene.id: {"narration": scene.narration + " That is worth remembering."}}}
-        edited, _ = timed("one scene edited", user_edits=edit)
-    finally:
-        from prefect.logging.handlers import APILogWorker
+        try:
+            cold, state = timed("cold")
+            warm, _ = timed("warm (same)")
+            scene = state.storyboard.scenes[2]
+            edit = {"scenes": {scene.id: {"narration": scene.narration + " That is worth remembering."}}}
+            edited, _ = timed("one scene edited", user_edits=edit)
+        finally:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # send the last run's logs before the server goes away
-        server.terminate()
-        server.wait(timeout=30)
+            APILogWorker.drain_all(timeout=5)  # send the last run's logs before the server goes away
     print()
     print(f"warm / cold   = {warm / cold:.3f}  (target < 0.25: {'met' if warm / cold < 0.25 else 'MISSED'})")
     print(f"edit / cold   = {edited / cold:.3f}  (target < 0.33: {'met' if edited / cold < 1 / 3 else 'MISSED'})")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.flows.conftest import pagereel_env  # noqa: F401 - a fixture, found by name
+from tests.reliability.helpers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,10 +29,20 @@ def prefect_api(_quiet_prefect_home: None) -> Iterator[str]:
         yield str(PREFECT_API_URL.value())
 
 
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own on a free port, which the test may stop and start again."""
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def cli_env(prefect_api: str, **extra: str) -> dict[str, str]:
     """The environment for a pagereel CLI in a child process: this session's API and settings, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGEREEL_")}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("PAGEREEL_")})
+    env = dict(os.environ)  # the test's PAGEREEL_* settings travel with it
     env.update(PREFECT_API_URL=prefect_api, PYTHONPATH=str(ROOT), PREFECT_LOGGING_LEVEL="WARNING", **extra)
     return env
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -12,16 +10,6 @@ from flows.cache import ExpiringRedisLockManager
 from tests.reliability.helpers import PrivateRedis
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_locks_go_on_without_redis(private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture) -> None:

@@ -23,16 +23,6 @@ OUTAGE_S = 3.0
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def dask_cluster(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from distributed import LocalCluster
 
