@@ -239,45 +239,51 @@ def ken_burns(image: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: f
 
 
 @jit()
-def _ken_burns_plane_row(src, xa, xb, xw, tmp):  # pragma: no cover - compiled
-    one = np.int32(_BILINEAR_ONE)
-    for j in range(xa.shape[0]):
-        b = np.int32(xw[j])
-        tmp[j] = np.int32(src[xa[j]]) * (one - b) + np.int32(src[xb[j]]) * b
+def _plane_columns(xa, xb, xw):  # pragma: no cover - compiled
+    """Horizontal tables of a plane resample, relative to the first source column the window reads.
+
+    Indices are unsigned so the gather loop carries no negative-index branch and vectorizes;
+    both weights are stored, so each output pixel is two gathers, two multiplies and an add.
+    """
+    w = xa.shape[0]
+    lo = xa[0]  # the tables rise with j, so the window reads columns xa[0] .. xb[-1]
+    ia = np.empty(w, np.uint32)
+    ib = np.empty(w, np.uint32)
+    wa = np.empty(w, np.int32)
+    wb = np.empty(w, np.int32)
+    for j in range(w):
+        ia[j] = xa[j] - lo
+        ib[j] = xb[j] - lo
+        wb[j] = xw[j]
+        wa[j] = _BILINEAR_ONE - xw[j]
+    return lo, xb[w - 1] + 1 - lo, ia, ib, wa, wb
 
 
 @jit(parallel=True)
 def _ken_burns_plane_kernel(plane, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
-    # The single-channel twin of _ken_burns_kernel (same bands, same arithmetic), for Y, U or V.
+    # Vertical pass first, then horizontal: the blend is exact integer arithmetic with no rounding
+    # until the end, so the order does not change a bit (every partial sum stays below
+    # 255 * 2048 * 2048 + 2^21 < 2^31). Blending down first runs over contiguous source columns,
+    # which vectorizes, and leaves one gather pass per output row instead of one per source row.
     h, w = out.shape[0], out.shape[1]
     xa, xb, xw = _sample_axis(x0, win_w, w, plane.shape[1])
     ya, yb, yw = _sample_axis(y0, win_h, h, plane.shape[0])
+    lo, span, ia, ib, wa, wb = _plane_columns(xa, xb, xw)
     half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
     one = np.int32(_BILINEAR_ONE)
     step = _KEN_BURNS_BAND
     for chunk in prange((h + step - 1) // step):
-        top = np.empty(w, np.int32)
-        bottom = np.empty(w, np.int32)
-        top_row, bottom_row = -1, -1
+        column = np.empty(span, np.int32)
         for i in range(chunk * step, min(h, (chunk + 1) * step)):
-            r0, r1 = ya[i], yb[i]
-            if r0 == bottom_row and r0 != top_row:
-                top, bottom = bottom, top
-                top_row, bottom_row = bottom_row, top_row
-            if top_row != r0:
-                _ken_burns_plane_row(plane[r0], xa, xb, xw, top)
-                top_row = r0
-            if bottom_row != r1:
-                if r1 == top_row:
-                    bottom[:] = top
-                else:
-                    _ken_burns_plane_row(plane[r1], xa, xb, xw, bottom)
-                bottom_row = r1
+            top = plane[ya[i], lo : lo + span]
+            bottom = plane[yb[i], lo : lo + span]
             wy1 = np.int32(yw[i])
             wy0 = one - wy1
+            for c in range(span):
+                column[c] = np.int32(top[c]) * wy0 + np.int32(bottom[c]) * wy1
             row = out[i]
-            for k in range(w):
-                row[k] = (top[k] * wy0 + bottom[k] * wy1 + half) >> np.int32(2 * _BILINEAR_BITS)
+            for j in range(w):
+                row[j] = (column[ia[j]] * wa[j] + column[ib[j]] * wb[j] + half) >> np.int32(2 * _BILINEAR_BITS)
 
 
 def ken_burns_plane_reference(
