@@ -330,16 +330,17 @@ def _div255(v):  # pragma: no cover - compiled
 @jit(parallel=True)
 def _alpha_over_kernel(dst, layer, dx, dy, lx, ly, cw, ch, opacity):  # pragma: no cover - compiled
     # int32 throughout (every product fits: 255 * 255 + 127), twice the SIMD lanes of numba's default int64.
+    # Rows sliced to the clipped span, so pixels are indexed by the loop counter (see _plane_over_kernel).
     level = np.int32(opacity)
     for r in prange(ch):
-        out_row = dst[dy + r]
-        src_row = layer[ly + r]
+        out_row = dst[dy + r, dx : dx + cw]
+        src_row = layer[ly + r, lx : lx + cw]
         for k in range(cw):
-            a = _div255(np.int32(src_row[lx + k, 3]) * level + np.int32(127))
+            a = _div255(np.int32(src_row[k, 3]) * level + np.int32(127))
             keep = np.int32(255) - a
             for c in range(3):
-                blend = np.int32(src_row[lx + k, c]) * a + np.int32(out_row[dx + k, c]) * keep + np.int32(127)
-                out_row[dx + k, c] = _div255(blend)
+                blend = np.int32(src_row[k, c]) * a + np.int32(out_row[k, c]) * keep + np.int32(127)
+                out_row[k, c] = _div255(blend)
 
 
 def alpha_over_reference(
@@ -384,15 +385,18 @@ def alpha_over(dst: np.ndarray, layer: np.ndarray, x: int, y: int, opacity: floa
 @jit(parallel=True)
 def _plane_over_kernel(dst, src, alpha, dx, dy, lx, ly, cw, ch, opacity):  # pragma: no cover - compiled
     # alpha_over's arithmetic on one plane, its alpha in a plane of its own.
+    # Rows are sliced to the clipped span first: indexed by the loop counter alone, loads are
+    # contiguous and the loop vectorizes (``lx + k`` needs a negative-index check per pixel, which
+    # kept it scalar at about 4x the time).
     level = np.int32(opacity)
     for r in prange(ch):
-        out_row = dst[dy + r]
-        src_row = src[ly + r]
-        alpha_row = alpha[ly + r]
+        out_row = dst[dy + r, dx : dx + cw]
+        src_row = src[ly + r, lx : lx + cw]
+        alpha_row = alpha[ly + r, lx : lx + cw]
         for k in range(cw):
-            a = _div255(np.int32(alpha_row[lx + k]) * level + np.int32(127))
-            blend = np.int32(src_row[lx + k]) * a + np.int32(out_row[dx + k]) * (np.int32(255) - a) + np.int32(127)
-            out_row[dx + k] = _div255(blend)
+            a = _div255(np.int32(alpha_row[k]) * level + np.int32(127))
+            blend = np.int32(src_row[k]) * a + np.int32(out_row[k]) * (np.int32(255) - a) + np.int32(127)
+            out_row[k] = _div255(blend)
 
 
 def plane_over_reference(
