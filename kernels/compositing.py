@@ -240,23 +240,29 @@ def ken_burns(image: np.ndarray, out: np.ndarray, x0: float, y0: float, win_w: f
 
 @jit()
 def _plane_columns(xa, xb, xw):  # pragma: no cover - compiled
-    """Horizontal tables of a plane resample, relative to the first source column the window reads.
+    """Horizontal tables of a plane resample: ``(lo, span, first, weight)``.
 
-    Indices are unsigned so the gather loop carries no negative-index branch and vectorizes;
-    both weights are stored, so each output pixel is two gathers, two multiplies and an add.
+    Output pixel j blends source columns ``lo + first[j]`` and the one after it, the second by
+    ``weight[j]``. Sampling tables either step to the next column or, clamped at an edge, repeat
+    one, and a repeated column is the same as weight 0, so one index and one weight say it all
+    (half the table loads per pixel). Indices are unsigned: no negative-index check per load.
     """
     w = xa.shape[0]
     lo = xa[0]  # the tables rise with j, so the window reads columns xa[0] .. xb[-1]
-    ia = np.empty(w, np.uint32)
-    ib = np.empty(w, np.uint32)
-    wa = np.empty(w, np.int32)
-    wb = np.empty(w, np.int32)
+    first = np.empty(w, np.uint32)
+    weight = np.empty(w, np.int32)
     for j in range(w):
-        ia[j] = xa[j] - lo
-        ib[j] = xb[j] - lo
-        wb[j] = xw[j]
-        wa[j] = _BILINEAR_ONE - xw[j]
-    return lo, xb[w - 1] + 1 - lo, ia, ib, wa, wb
+        first[j] = xa[j] - lo
+        weight[j] = xw[j] if xb[j] != xa[j] else 0
+    return lo, xb[w - 1] + 1 - lo, first, weight
+
+
+@jit()
+def _blend_down(top, bottom, wy1, column):  # pragma: no cover - compiled
+    one = np.int32(_BILINEAR_ONE)
+    wy0 = one - wy1
+    for c in range(top.shape[0]):
+        column[c] = np.int32(top[c]) * wy0 + np.int32(bottom[c]) * wy1
 
 
 @jit(parallel=True)
@@ -264,26 +270,33 @@ def _ken_burns_plane_kernel(plane, out, x0, y0, win_w, win_h):  # pragma: no cov
     # Vertical pass first, then horizontal: the blend is exact integer arithmetic with no rounding
     # until the end, so the order does not change a bit (every partial sum stays below
     # 255 * 2048 * 2048 + 2^21 < 2^31). Blending down first runs over contiguous source columns,
-    # which vectorizes, and leaves one gather pass per output row instead of one per source row.
+    # which vectorizes, and leaves one gather pass per output row instead of one per source row;
+    # two output rows share each pass's table loads. a * wa + b * wb is written a * one + (b - a) * wb.
     h, w = out.shape[0], out.shape[1]
     xa, xb, xw = _sample_axis(x0, win_w, w, plane.shape[1])
     ya, yb, yw = _sample_axis(y0, win_h, h, plane.shape[0])
-    lo, span, ia, ib, wa, wb = _plane_columns(xa, xb, xw)
+    lo, span, first, weight = _plane_columns(xa, xb, xw)
     half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
     one = np.int32(_BILINEAR_ONE)
+    shift = np.int32(2 * _BILINEAR_BITS)
     step = _KEN_BURNS_BAND
     for chunk in prange((h + step - 1) // step):
-        column = np.empty(span, np.int32)
-        for i in range(chunk * step, min(h, (chunk + 1) * step)):
-            top = plane[ya[i], lo : lo + span]
-            bottom = plane[yb[i], lo : lo + span]
-            wy1 = np.int32(yw[i])
-            wy0 = one - wy1
-            for c in range(span):
-                column[c] = np.int32(top[c]) * wy0 + np.int32(bottom[c]) * wy1
-            row = out[i]
+        # One spare column: a clamped last pixel reads past the span, with weight 0.
+        upper = np.zeros(span + 1, np.int32)
+        lower = np.zeros(span + 1, np.int32)
+        end = min(h, (chunk + 1) * step)
+        for i in range(chunk * step, end, 2):
+            i2 = min(i + 1, end - 1)  # an odd last row is drawn twice, to the same bits
+            _blend_down(plane[ya[i], lo : lo + span], plane[yb[i], lo : lo + span], np.int32(yw[i]), upper)
+            _blend_down(plane[ya[i2], lo : lo + span], plane[yb[i2], lo : lo + span], np.int32(yw[i2]), lower)
+            row, row2 = out[i], out[i2]
             for j in range(w):
-                row[j] = (column[ia[j]] * wa[j] + column[ib[j]] * wb[j] + half) >> np.int32(2 * _BILINEAR_BITS)
+                k = first[j]
+                b = weight[j]
+                a = upper[k]
+                a2 = lower[k]
+                row[j] = (a * one + (upper[k + np.uint32(1)] - a) * b + half) >> shift
+                row2[j] = (a2 * one + (lower[k + np.uint32(1)] - a2) * b + half) >> shift
 
 
 def ken_burns_plane_reference(
