@@ -118,22 +118,40 @@ def _yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, cb, cr
 
 
+@dataclass
 class _Planes:
-    """A frame's Y, U and V planes in one buffer, so a cross-fade is one kernel call."""
+    """A frame's Y, U and V planes: arrays of its own, or an encoder frame's planes drawn in place."""
 
-    def __init__(self, width: int, height: int):
-        luma = width * height
-        self.buffer = np.empty(luma * 3 // 2, np.uint8)
-        self.y = self.buffer[:luma].reshape(height, width)
-        self.cb = self.buffer[luma : luma + luma // 4].reshape(height // 2, width // 2)
-        self.cr = self.buffer[luma + luma // 4 :].reshape(height // 2, width // 2)
+    y: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+
+    @classmethod
+    def blank(cls, width: int, height: int) -> _Planes:
+        chroma = (height // 2, width // 2)
+        return cls(np.empty((height, width), np.uint8), np.empty(chroma, np.uint8), np.empty(chroma, np.uint8))
+
+    @classmethod
+    def of_frame(cls, vf: av.VideoFrame) -> _Planes | None:
+        """``vf``'s own planes, or None where its rows are padded (the kernels need contiguous planes).
+
+        Drawing straight into the encoder's frame saves copying every finished frame into it.
+        """
+        y, cb, cr = yuv420p_planes(vf)
+        if y.shape[1] != vf.width or cb.shape[1] != vf.width // 2 or cr.shape[1] != vf.width // 2:
+            return None
+        return cls(y, cb, cr)
+
+    def crossfade_from(self, previous: _Planes, t: float) -> None:
+        for a, b in ((previous.y, self.y), (previous.cb, self.cb), (previous.cr, self.cr)):
+            crossfade(a, b, b, t)
 
 
 def fill_av_frame(planes: _Planes, vf: av.VideoFrame) -> av.VideoFrame:
-    """Copy finished planes into the encoder's frame (its rows may be padded) and tag it BT.709."""
-    width = planes.y.shape[1]
+    """Copy finished planes into the encoder's frame unless they were drawn there, and tag it BT.709."""
     for view, plane in zip(yuv420p_planes(vf), (planes.y, planes.cb, planes.cr), strict=True):
-        view[:, : plane.shape[1] if plane is not planes.y else width] = plane
+        if view.ctypes.data != plane.ctypes.data:  # rows of the frame may be padded
+            view[:, : plane.shape[1]] = plane
     return tag_bt709(vf)
 
 
@@ -236,10 +254,10 @@ def render_scene(
         for sprite in avatar.sprites:
             rgba, x, y, _ = _avatar_layer(sprite, width, height, bar_h)
             avatar_planes[id(sprite)] = _plane_layer(rgba, x, y)
-    planes = _Planes(width, height)
+    scratch = _Planes.blank(width, height)
     previous_planes = None
     if previous is not None:
-        previous_planes = _Planes(width, height)
+        previous_planes = _Planes.blank(width, height)
         prev.draw_planes(previous_planes.y, previous_planes.cb, previous_planes.cr, 1.0)
     still_at = int(frames * STILL_AT)
     stills: list[bytes] = []
@@ -265,9 +283,10 @@ def render_scene(
         u = k / max(1, frames - 1)
         fade = (k + 1) / (fade_frames + 1) if k < fade_frames else None
         visible = layers_at(k, u)
+        planes = _Planes.of_frame(vf) or scratch
         backdrop.draw_planes(planes.y, planes.cb, planes.cr, u)
         if fade is not None:
-            crossfade(previous_planes.buffer, planes.buffer, planes.buffer, fade)
+            planes.crossfade_from(previous_planes, fade)
         for *_, opacity, converted, dx in visible:
             converted.blend(planes, opacity, dx)
         if k == still_at:  # the thumbnail is drawn in RGB, once

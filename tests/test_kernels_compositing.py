@@ -476,3 +476,24 @@ def test_plane_over_matches_reference_and_each_channel_of_alpha_over(x, y, opaci
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="one shape"):
         plane_over(dst, src, alpha[:5], 0, 0)
+
+
+@pytest.mark.parametrize("t", [0.0, 0.41, 1.0])
+def test_ken_burns_plane_at_frame_size_matches_reference_at_the_extremes(t) -> None:
+    # The kernel blends down before across; only exact integer sums make that order bit-identical,
+    # so the largest values (a 0/255 checkerboard) and a real frame size are checked.
+    from kernels.compositing import _ken_burns_plane_kernel, ken_burns_plane_reference
+
+    plane = np.where((np.arange(1080)[:, None] + np.arange(1920)[None, :]) % 2 == 0, 255, 0).astype(np.uint8)
+    plane[:, :7] = 255  # a solid edge, so clamped columns read the maximum
+    window = ken_burns_window(1920, 1080, 1280, 720, t, zoom_to=1.12, pan=(0.06, 0.03))
+    for source, out_shape, scale in ((plane, (720, 1280), 1), (np.ascontiguousarray(plane[::2, ::2]), (360, 640), 2)):
+        win = tuple(v / scale for v in window)
+        got, want = np.zeros(out_shape, np.uint8), np.zeros(out_shape, np.uint8)
+        _ken_burns_plane_kernel(source, got, *win)
+        ken_burns_plane_reference(source, want, *win)
+        np.testing.assert_array_equal(got, want)
+    outside = np.zeros((9, 16), np.uint8), np.zeros((9, 16), np.uint8)  # a window wholly left of the plane
+    _ken_burns_plane_kernel(plane, outside[0], -50.0, 3.0, 16.0, 9.0)
+    ken_burns_plane_reference(plane, outside[1], -50.0, 3.0, 16.0, 9.0)
+    np.testing.assert_array_equal(*outside)
