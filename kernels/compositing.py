@@ -331,6 +331,23 @@ def ken_burns_plane(
     return out
 
 
+def _placement(x: Any, y: Any, layer_shape: tuple[int, ...], dst_shape: tuple[int, ...]):
+    """Where a layer placed at ``(x, y)`` lands once clipped: ``(dx, dy, lx, ly, width, height)``.
+
+    ``dx, dy`` is the first covered pixel of the destination, ``lx, ly`` the matching pixel of the
+    layer; width or height is zero or less when nothing of the layer is on the destination.
+    """
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | np.integer) or not isinstance(
+        y, int | np.integer
+    ):
+        raise TypeError(f"x and y must be integers, got {x!r} and {y!r}")
+    x, y = int(x), int(y)
+    dx, dy = max(x, 0), max(y, 0)
+    width = min(x + layer_shape[1], dst_shape[1]) - dx
+    height = min(y + layer_shape[0], dst_shape[0]) - dy
+    return dx, dy, dx - x, dy - y, width, height
+
+
 # --- alpha over ---------------------------------------------------------------------------------
 
 
@@ -375,16 +392,8 @@ def alpha_over(dst: np.ndarray, layer: np.ndarray, x: int, y: int, opacity: floa
     """
     _check_image("dst", dst, writable=True)
     _check_image("layer", layer, channels=4)
-    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | np.integer) or not isinstance(
-        y, int | np.integer
-    ):
-        raise TypeError(f"x and y must be integers, got {x!r} and {y!r}")
+    dx, dy, lx, ly, cw, ch = _placement(x, y, layer.shape, dst.shape)
     level = int(round(_check_unit("opacity", opacity) * 255))
-    x, y = int(x), int(y)
-    dx, dy = max(x, 0), max(y, 0)
-    lx, ly = dx - x, dy - y
-    cw = min(x + layer.shape[1], dst.shape[1]) - dx
-    ch = min(y + layer.shape[0], dst.shape[0]) - dy
     if cw > 0 and ch > 0 and level > 0:
         call_with_fallback(
             _alpha_over_kernel, alpha_over_reference, dst, layer, dx, dy, lx, ly, cw, ch, level, name="alpha_over"
@@ -435,16 +444,8 @@ def plane_over(dst: np.ndarray, src: np.ndarray, alpha: np.ndarray, x: int, y: i
             raise ValueError(f"{name} must have shape [height, width], got {array.shape}")
     if src.shape != alpha.shape:
         raise ValueError(f"src and alpha must have one shape, got {src.shape} and {alpha.shape}")
-    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, int | np.integer) or not isinstance(
-        y, int | np.integer
-    ):
-        raise TypeError(f"x and y must be integers, got {x!r} and {y!r}")
+    dx, dy, lx, ly, cw, ch = _placement(x, y, src.shape, dst.shape)
     level = int(round(_check_unit("opacity", opacity) * 255))
-    x, y = int(x), int(y)
-    dx, dy = max(x, 0), max(y, 0)
-    lx, ly = dx - x, dy - y
-    cw = min(x + src.shape[1], dst.shape[1]) - dx
-    ch = min(y + src.shape[0], dst.shape[0]) - dy
     if cw > 0 and ch > 0 and level > 0:
         call_with_fallback(_plane_over_kernel, plane_over_reference, dst, src, alpha, dx, dy, lx, ly, cw, ch, level,
                            name="plane_over")
