@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
+from flows import cache
 from tests.flows.conftest import pagereel_env  # noqa: F401 - a fixture, found by name
 from tests.reliability.helpers import PrivateRedis
 
@@ -38,6 +40,29 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+#: The Redis database of the reliability tests on the shared server: flushed before and after each test.
+REDIS_DB = 13
+
+
+@pytest.fixture
+def redis_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """A client of an empty :data:`REDIS_DB`, set as this test's result cache (``PAGEREEL_CACHE__REDIS_URL``)."""
+    request.getfixturevalue("pagereel_env")  # first: it clears every PAGEREEL_* variable
+    client = redis.Redis(db=REDIS_DB)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError):
+        pytest.skip("no Redis server at 127.0.0.1:6379")
+    client.flushdb()
+    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+        cache.reset_probes()
 
 
 def cli_env(prefect_api: str, **extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,6 @@ from flows.video_flow import run_video
 from tests.reliability.helpers import ARTICLE, SMALL_VIDEO, assert_valid_video
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-REDIS_DB = 13  # flushed before and after each test here
 
 
 class _Touch:
@@ -53,23 +51,6 @@ def small_video(monkeypatch: pytest.MonkeyPatch, pagereel_env: Path, prefect_api
         monkeypatch.setenv(name, value)
     cache.reset_probes()
     return pagereel_env
-
-
-@pytest.fixture
-def redis_db(small_video: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    client = redis.Redis(db=REDIS_DB)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError):
-        pytest.skip("no Redis server at 127.0.0.1:6379")
-    client.flushdb()
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
-        cache.reset_probes()
 
 
 def _kind(content: bytes) -> str:

@@ -5,41 +5,25 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from flows import cache
-from tests.reliability.conftest import PYTHON, cli_env
+from tests.reliability.conftest import PYTHON, REDIS_DB, cli_env
 from tests.reliability.helpers import ARTICLE, SMALL_VIDEO, assert_valid_video, render_states
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
-REDIS_DB = 13
 # Renders long enough that both runs reach the same scenes at the same time.
 RACE_VIDEO = {"PAGEREEL_RENDER__RESOLUTION": "360", "PAGEREEL_RENDER__FPS": "24", "PAGEREEL_RUNNER__MAX_WORKERS": "1",
               "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "40"}
 
 
 @pytest.fixture
-def shared_redis(pagereel_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    client = redis.Redis(db=REDIS_DB)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError):
-        pytest.skip("no Redis server at 127.0.0.1:6379")
-    client.flushdb()
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", url)
+def shared_redis(pagereel_env: Path, redis_db: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in {**SMALL_VIDEO, **RACE_VIDEO}.items():
         monkeypatch.setenv(name, value)
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
-        cache.reset_probes()
+    return f"redis://127.0.0.1:6379/{REDIS_DB}"
 
 
 def test_two_runs_at_once_render_each_scene_once(http_server, shared_redis: str, pagereel_env: Path,
