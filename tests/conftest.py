@@ -8,7 +8,9 @@ import html
 import os
 import random
 import socketserver
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -53,6 +55,13 @@ _CHARSET_VARIANTS: dict[str, tuple[bytes, str]] = {
     "unknown": (_CYRILLIC_PAGE.encode("utf-8"), 'text/html; charset="x-no-such-charset"'),
     "undeclared": (_CYRILLIC_PAGE.encode("cp1251"), "text/html"),
 }
+
+
+def run_python(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (dedented) in a fresh interpreter at the repository root, with ``env`` added."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=240)
 
 
 @functools.cache

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,8 +13,7 @@ from kernels.audio import (
     rms_envelope,
     rms_envelope_reference,
 )
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_python
 
 
 def noise(n: int, seed: int, amplitude: int = 32767) -> np.ndarray:
@@ -162,8 +155,6 @@ def test_kernels_run_as_python_with_jit_disabled() -> None:
         np.testing.assert_array_equal(got, want)
         print("python path ok")
     """
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_DISABLE_JIT": "1"}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=240)
+    done = run_python(script, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout

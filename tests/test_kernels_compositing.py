@@ -7,10 +7,6 @@ is compared to the float BT.709 formula within one level.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,8 +37,8 @@ from kernels.compositing import (
     tag_bt709,
     yuv420p_planes,
 )
+from tests.conftest import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 JIT_ON = kernel_backend() == "numba"
 
 
@@ -422,9 +418,7 @@ def test_kernels_run_as_python_with_jit_disabled() -> None:
             np.testing.assert_array_equal(g, r)
         print("python path ok")
     """
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_DISABLE_JIT": "1"}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=240)
+    done = run_python(script, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout
 

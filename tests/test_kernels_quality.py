@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
-
 import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
 from kernels.quality import ssim, ssim_reference
+from tests.conftest import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 SHAPES = [(7, 7), (8, 13), (31, 17), (72, 128), (181, 320)]
 
 
@@ -92,8 +86,6 @@ def test_python_path_without_jit() -> None:
         np.testing.assert_allclose(q.ssim(x, y), q.ssim_reference(x, y), rtol=1e-12)
         print("python path ok")
     """
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "NUMBA_DISABLE_JIT": "1"}
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, env=environ,
-                          capture_output=True, text=True, timeout=240)
+    done = run_python(script, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout

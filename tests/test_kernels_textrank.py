@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import subprocess
-import sys
-import textwrap
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,8 +20,8 @@ from kernels.textrank import (
     similarity_matrix,
     similarity_matrix_reference,
 )
+from tests.conftest import run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZES = [0, 1, 2, 50, 51, 300]
 JIT_ON = kernel_backend() == "numba"
 
@@ -239,18 +234,6 @@ def test_kernels_agree_across_threads() -> None:
 # --- the Python path and the JIT machinery ------------------------------------------------------
 
 
-def _run_python(script: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 def test_kernels_run_as_python_with_jit_disabled() -> None:
     script = """
         import numpy as np
@@ -270,7 +253,7 @@ def test_kernels_run_as_python_with_jit_disabled() -> None:
             np.testing.assert_allclose(tr.pagerank(w), tr.pagerank_reference(w), rtol=1e-9, atol=1e-12)
         print("python path ok")
     """
-    done = _run_python(script, NUMBA_DISABLE_JIT="1")
+    done = run_python(script, NUMBA_DISABLE_JIT="1")
     assert done.returncode == 0, done.stderr
     assert "python path ok" in done.stdout
 
@@ -300,7 +283,7 @@ def test_parallel_kernel_is_safe_from_threads_on_the_workqueue_layer() -> None:
             t.join()
         print("workqueue ok")
     """
-    done = _run_python(script, NUMBA_THREADING_LAYER="workqueue")
+    done = run_python(script, NUMBA_THREADING_LAYER="workqueue")
     assert done.returncode == 0, done.stderr
     assert "workqueue ok" in done.stdout
 
