@@ -51,10 +51,13 @@ def corpus_params() -> list[object]:
     return [pytest.param("absent", marks=pytest.mark.skip(reason=CORPUS_MISSING))]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    if SAMPLE_PAGES:
-        return f"extra corpus: {len(SAMPLE_PAGES)} saved real pages in {PAGES_DIR}"
-    return CORPUS_MISSING
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"extra corpus: {len(SAMPLE_PAGES)} saved real pages in {PAGES_DIR}" if SAMPLE_PAGES else None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not SAMPLE_PAGES:  # at the end, where it is seen even with -q
+        terminalreporter.write_line(CORPUS_MISSING, yellow=True)
 #: Longest a deliberately slow route keeps a connection open, should a client never hang up.
 SLOW_ROUTE_LIMIT_S = 30.0
 
