@@ -47,6 +47,9 @@ _KEYS = textwrap.dedent("""
             out["edited"][name] = keys()
         finally:
             path.write_bytes(original)
+    if sys.argv[1:]:
+        cachekeys.forget()
+        out["restored"] = keys()
     print(json.dumps(out))
 """)
 
@@ -86,8 +89,21 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_render_key_covers_models_and_kernel_flags_in_a_new_process(copy: Path) -> None:
-    base = _keys(copy)["base"]
+@pytest.fixture(scope="module")
+def modules(copy: Path) -> list[str]:
+    """Every first-party module of the copy."""
+    return sorted(".".join(p.relative_to(copy).with_suffix("").parts).removesuffix(".__init__")
+                  for package in PACKAGES for p in (copy / package).rglob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def edits(copy: Path, modules: list[str]) -> dict:
+    """The keys before, after an edit to each module in turn, and with every file put back."""
+    return _keys(copy, *(_source(copy, m) for m in modules))
+
+
+def test_render_key_covers_models_and_kernel_flags_in_a_new_process(copy: Path, edits: dict) -> None:
+    base = edits["base"]
     for module in ("tasks.models", "kernels._jit"):
         path = _source(copy, module)
         original = _edited(path)
@@ -98,18 +114,17 @@ def test_render_key_covers_models_and_kernel_flags_in_a_new_process(copy: Path) 
         assert after["render"][1] != base["render"][1], f"editing {module} left the render key as it was"
 
 
-def test_an_edit_changes_the_key_of_exactly_the_stages_that_import_it(copy: Path) -> None:
-    stages = _keys(copy)["base"]
-    needs = {stage: _imported_by(copy, module) for stage, (module, _) in stages.items()}
+def test_an_edit_changes_the_key_of_exactly_the_stages_that_import_it(copy: Path, modules: list[str],
+                                                                     edits: dict) -> None:
+    base = edits["base"]
+    needs = {stage: _imported_by(copy, module) for stage, (module, _) in base.items()}
     assert {"tasks.models", "kernels._jit"} <= needs["render"]
-    modules = sorted(set().union(*needs.values()))
-    run = _keys(copy, *(_source(copy, m) for m in modules))
-    base = run["base"]
-    assert base == stages  # the same code gives the same keys in every process
-    changed_by = {m: {s for s in base if run["edited"][str(_source(copy, m))][s][1] != base[s][1]} for m in modules}
+    changed_by = {m: {s for s in base if edits["edited"][str(_source(copy, m))][s][1] != base[s][1]}
+                  for m in modules}
+    # A module no stage imports (tasks.stages, tasks.cachekeys) changes no key.
     expected = {m: {s for s, mods in needs.items() if m in mods} for m in modules}
     assert changed_by == expected
-    assert _keys(copy)["base"] == base  # every file put back: the key is a function of the code alone
+    assert edits["restored"] == base  # every file put back: the key is a function of the code alone
 
 
 def test_keys_name_the_libraries_that_shape_each_stage() -> None:
