@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 # No telemetry from Prefect's local server: these machines have no internet.
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
+# pagereel's warnings in the Prefect UI: its loggers join the run logs (flows/logs.py does the same).
+export PREFECT_LOGGING_EXTRA_LOGGERS := pagereel
+export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 
 .PHONY: setup demo test soak lint clean serve tune bench bench-quick
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tasks.models import Storyboard, WorkflowState
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.artifacts")
 _NOT_KEY = re.compile(r"[^a-z0-9-]+")
 
 

@@ -35,7 +35,7 @@ from redis.exceptions import LockNotOwnedError
 from flows.records import CheckedLocalFileSystem, CheckedRedisDatabase
 from flows.settings import Settings
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.cache")
 
 #: Longest wait for Redis to answer a ping before falling back to the local folder.
 PING_TIMEOUT_S = 1.0
@@ -332,7 +332,7 @@ def fetch_key(settings: Settings, url: str) -> str | None:
     from tasks.stages import fetch_page_task
 
     policy = fetch_page_task.cache_policy
-    return policy.compute_key(task_ctx=SimpleNamespace(task=fetch_page_task),  # ModuleSource reads task.fn
+    return policy.compute_key(task_ctx=SimpleNamespace(task=fetch_page_task),  # StageCode reads task.fn
                               inputs={"url": url, "options": settings.fetch}, flow_parameters={})
 
 

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, push
 
 from flows.settings import Settings
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.metrics")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 

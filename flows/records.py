@@ -26,7 +26,7 @@ from prefect_redis import RedisDatabase
 from prefect_redis.connection import close_redis_client
 from pydantic import BaseModel
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.records")
 
 #: The only serializer a record may name: Prefect's JSON serializer exactly as pagereel's tasks configure it.
 TRUSTED_SERIALIZER: dict[str, Any] = JSONSerializer().model_dump(mode="json")

@@ -15,7 +15,7 @@ from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
 
 from flows.settings import RunnerSettings
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.runners")
 
 
 def default_workers() -> int:

@@ -17,7 +17,7 @@ from flows import metrics as run_metrics
 from flows.settings import Settings
 from tasks.models import Segment, WorkflowMetrics
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.runtime")
 
 
 @functools.cache
@@ -84,6 +84,12 @@ class RunRecorder:
         self.result_keys: list[str] = []
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
+
+    def check_runner(self, asked: str) -> None:
+        """Warn, in the run's own logs, when the runner that really runs is not the one the settings ask for."""
+        if asked != self.runner:
+            log.warning("runner %r was asked for but scenes run on %r: see the warning before the run, "
+                        "or `python -m flows status`", asked, self.runner)
 
     def run(self, stage: str, task: Any, *args: Any, cached: bool = True, **kwargs: Any) -> Any:
         """Call ``task`` and return its result, raising its exception if it failed.

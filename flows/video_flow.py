@@ -105,6 +105,7 @@ def video_flow(
         overrides = {**(overrides or {}), "profile": profile}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
     recorder = RunRecorder()
+    recorder.check_runner(settings.runner.kind)
     with run_metrics(settings, "video", recorder.runner) as outcome:
         state = _make_video(url, workflow_id, avatar, user_edits, dry_run, settings, recorder)
         outcome.outcome = state.status

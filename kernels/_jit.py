@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-log = logging.getLogger("pagereel.kernels")
+log = logging.getLogger("pagereel.jit")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

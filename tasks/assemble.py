@@ -198,9 +198,13 @@ def _mux(out: av.container.OutputContainer, segments: list[Segment], pcm: np.nda
             offset = round(Fraction(frames_done, fps) / tb)  # from the frame count: no rounding piles up
             copied = 0
             for packet in src.demux(src_video):
-                if packet.dts is None:  # the demuxer's empty flush packet
+                if packet.size == 0:  # the demuxer's empty flush packet (PyAV's own remux skips only these)
                     continue
-                packet.dts += offset
+                if packet.dts is None and packet.pts is None:
+                    # A raw stream carries no timestamps; without B-frames decode order is display order.
+                    packet.pts = packet.dts = round(Fraction(copied, fps) / tb)
+                if packet.dts is not None:
+                    packet.dts += offset
                 if packet.pts is not None:
                     packet.pts += offset
                 packet.stream = video

@@ -38,21 +38,17 @@ class RenderError(PagereelError):
     """Narration, rendering or assembling the video failed."""
 
 
-class BackendUnavailableError(PagereelError):
-    """A configured backend (Redis, Dask, Ray, Numba, ...) cannot be used here."""
+# A backend that is missing or unreachable (Redis, Dask, Ray, Numba) is never an error: the run falls back
+# (local folder, threads, NumPy references) with one warning, and `python -m flows status` says why.
 
-
-# Names used by the original design, kept so its callers keep working.
-LibraryNotAvailableError = BackendUnavailableError
+# A name used by the original design, kept so its callers keep working.
 OptimizationError = PagereelError
 
 __all__ = [
-    "BackendUnavailableError",
     "ConfigurationError",
     "EditError",
     "ExtractionError",
     "FetchError",
-    "LibraryNotAvailableError",
     "OptimizationError",
     "PagereelError",
     "RenderError",

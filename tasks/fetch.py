@@ -25,7 +25,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from tasks.errors import FetchError, PagereelError
+from tasks.errors import FetchError
 from tasks.models import FetchOptions, Page
 
 T = TypeVar("T")
@@ -93,17 +93,6 @@ def check_host_allowed(url: str, options: FetchOptions | None = None) -> list[IP
             where = host if host == str(address) else f"{host} ({address})"
             raise FetchError(f"refusing to fetch {url}: {where} is {kind} address; {PRIVATE_HINT}")
     return addresses
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying after ``exc`` may succeed: timeouts, 429, 5xx and dropped connections."""
-    if isinstance(exc, PagereelError):
-        return exc.transient
-    if isinstance(exc, httpx.HTTPStatusError):
-        return _transient_status(exc.response.status_code)
-    if isinstance(exc, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
-        return not _is_tls_error(exc)
-    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 # --------------------------------------------------------------------------- address checks

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from tasks.errors import ConfigurationError
 
-log = logging.getLogger("pagereel")
+log = logging.getLogger("pagereel.files")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ID_CHARS = 80

@@ -27,7 +27,7 @@ import numpy as np
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene, WordTiming
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pagereel.narrate")
 
 #: Speaking rates espeak-ng honours without its speed-up stream (words per minute).
 MIN_RATE_WPM, MAX_RATE_WPM = 80, 450

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real HTTP server on loopback serving the saved sample pages and bad responses."""
+"""Shared fixtures: a real HTTP server on loopback serving the test pages (tests/pages) and bad responses."""
 
 from __future__ import annotations
 
@@ -25,10 +25,39 @@ import pytest
 from tasks.models import FetchOptions
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The project's own test pages: every core behaviour is tested on these.
+OWN_PAGES_DIR = ROOT / "tests" / "pages"
+OWN_PAGES: list[str] = sorted(p.name for p in OWN_PAGES_DIR.glob("*.html"))
+#: An extra corpus of saved real pages, beside the repository on development machines and CI only.
 PAGES_DIR = ROOT.parent / "shared" / "samples" / "pages"
 SAMPLE_PAGES: list[str] = sorted(p.name for p in PAGES_DIR.glob("*.html"))
-#: The sample page that redirects and flaky routes end on.
-ARTICLE_PAGE = "nationalgeographic.co.uk.goats.html"
+#: The page that redirects and flaky routes end on.
+ARTICLE_PAGE = "harbour-lights.html"
+CORPUS_MISSING = f"extra corpus of saved real pages not present ({PAGES_DIR}): its tests are skipped"
+
+
+def page_file(name: str) -> Path | None:
+    """The file served at ``/pages/<name>``: the project's own pages first, then the extra corpus."""
+    for folder, names in ((OWN_PAGES_DIR, OWN_PAGES), (PAGES_DIR, SAMPLE_PAGES)):
+        if name in names:
+            return folder / name
+    return None
+
+
+def corpus_params() -> list[object]:
+    """Parameters over the extra corpus, or one skipped parameter saying it is not there."""
+    if SAMPLE_PAGES:
+        return list(SAMPLE_PAGES)
+    return [pytest.param("absent", marks=pytest.mark.skip(reason=CORPUS_MISSING))]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return f"extra corpus: {len(SAMPLE_PAGES)} saved real pages in {PAGES_DIR}" if SAMPLE_PAGES else None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not SAMPLE_PAGES:  # at the end, where it is seen even with -q
+        terminalreporter.write_line(CORPUS_MISSING, yellow=True)
 #: Longest a deliberately slow route keeps a connection open, should a client never hang up.
 SLOW_ROUTE_LIMIT_S = 30.0
 
@@ -188,10 +217,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str, q: dict[str, str]) -> None:
         if path.startswith("/pages/"):
-            name = path.removeprefix("/pages/")
-            if name in SAMPLE_PAGES:
+            page = page_file(path.removeprefix("/pages/"))
+            if page is not None:
                 # No charset in the header: the fetcher has to find it in the page, as on many sites.
-                return self._send(200, (PAGES_DIR / name).read_bytes(), "text/html")
+                return self._send(200, page.read_bytes(), "text/html")
             return self._send(404, b"<html><body>no such page</body></html>")
         if path.startswith("/status/"):
             code = int(path.rsplit("/", 1)[-1])
@@ -240,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/flaky/"):
             if self.server.hits[path] <= int(q.get("fail", "2")):
                 return self._send(int(q.get("status", "503")), b"<html><body>busy, try later</body></html>")
-            return self._send(200, (PAGES_DIR / ARTICLE_PAGE).read_bytes())
+            return self._send(200, (OWN_PAGES_DIR / ARTICLE_PAGE).read_bytes())
         if path.startswith("/charset/"):
             variant = _CHARSET_VARIANTS.get(path.removeprefix("/charset/"))
             if variant:
@@ -321,9 +350,11 @@ def fetch_options() -> FetchOptions:
 
 @pytest.fixture(scope="session")
 def pages_dir() -> Path:
-    return PAGES_DIR
+    """The project's own test pages."""
+    return OWN_PAGES_DIR
 
 
 @pytest.fixture(scope="session")
 def sample_pages() -> list[str]:
-    return list(SAMPLE_PAGES)
+    """Pages served at ``/pages/<name>`` for tests that want many: the project's own."""
+    return list(OWN_PAGES)

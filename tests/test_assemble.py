@@ -323,3 +323,25 @@ def test_a_failure_mid_write_leaves_no_video(tmp_path: Path, segments: list[Segm
         assemble_video(storyboard(), [*segments[:2], short], narrations, tmp_path)
     assert not (tmp_path / "video.mp4").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_packets_without_timestamps_are_copied_not_dropped(tmp_path: Path, narrations: list[Narration]) -> None:
+    """Only the demuxer's empty flush packet is skipped: a raw H.264 stream's packets carry no dts at all."""
+    raw = []
+    for plan, voice in zip(PLANS, narrations, strict=True):
+        mp4 = encode_segment(plan, voice)
+        buf = io.BytesIO()
+        with av.open(io.BytesIO(mp4.mp4)) as src, av.open(buf, "w", format="h264") as out:
+            stream = out.add_stream_from_template(src.streams.video[0])
+            for packet in src.demux(video=0):
+                if packet.size:
+                    packet.stream = stream
+                    out.mux(packet)
+        with av.open(io.BytesIO(buf.getvalue())) as check:
+            assert all(p.dts is None for p in check.demux(video=0))
+        raw.append(mp4.model_copy(update={"mp4": buf.getvalue()}))
+    result = assemble_video(storyboard(), raw, narrations, tmp_path)
+    frames, _, _ = decoded(tmp_path / "video.mp4")
+    total = sum(p.frames for p in PLANS)
+    assert result.frames == len(frames) == total
+    assert np.allclose([t for t, _ in frames], np.arange(total) / FPS, atol=1e-3)

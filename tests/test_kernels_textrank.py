@@ -306,11 +306,11 @@ def test_call_with_fallback_uses_reference_and_warns_once(
     with pytest.raises(TypingError):
         _untypable(3)
     monkeypatch.setattr(_jit, "_fallen_back", set())
-    caplog.set_level(logging.WARNING, logger="pagereel.kernels")
+    caplog.set_level(logging.WARNING, logger="pagereel.jit")
 
     assert call_with_fallback(_untypable, _double, 3, name="untypable") == 6
     assert call_with_fallback(_untypable, _double, 4, name="untypable") == 8
-    warnings = [r for r in caplog.records if r.name == "pagereel.kernels"]
+    warnings = [r for r in caplog.records if r.name == "pagereel.jit"]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
     assert "untypable" in warnings[0].getMessage() and "TypingError" in warnings[0].getMessage()

@@ -11,7 +11,7 @@ TINY = {"render": {"resolution": 90, "fps": 10, "preset": "ultrafast"}}
 
 
 def test_e2e_child_makes_a_video_and_reports_its_memory(prefect_api, pagereel_env, http_server) -> None:
-    report = e2e.child(http_server.url("/pages/lemire.me.json.html"), 10.0, 4, TINY)
+    report = e2e.child(http_server.url("/pages/garden-sensor.html"), 10.0, 4, TINY)
     assert report["video_s"] > 5 and report["scenes"] >= 4
     assert 0 < report["wall_s"] < 120
     assert 50 < report["rss_mib"] < 4096
@@ -19,6 +19,6 @@ def test_e2e_child_makes_a_video_and_reports_its_memory(prefect_api, pagereel_en
 
 
 def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, http_server) -> None:
-    urls = [http_server.url(f"/pages/{name}") for name in ("lemire.me.json.html", "phys.org.tool.html")]
+    urls = [http_server.url(f"/pages/{name}") for name in ("garden-sensor.html", "photo-essay.html")]
     report = scale.child(urls, 1, 10.0, TINY)
     assert report["videos"] == 2 and report["video_s"] > 10

@@ -208,7 +208,7 @@ def test_clear_cache_removes_only_result_records(redis_settings: Settings, redis
 def test_clear_cache_for_one_url(redis_settings: Settings, redis_db: redis.Redis, http_server) -> None:
     storage = cache.result_storage(redis_settings)
     fetch = fetch_page_task.with_options(result_storage=storage, retries=0)
-    urls = [http_server.url("/pages/nationalgeographic.co.uk.goats.html"), http_server.url("/pages/never-fetched.html")]
+    urls = [http_server.url("/pages/harbour-lights.html"), http_server.url("/pages/never-fetched.html")]
 
     @flow
     def fetch_page() -> str | None:
@@ -316,7 +316,7 @@ def test_unreachable_redis_warns_once_and_falls_back(prefect_api: str, pagereel_
     assert any((pagereel_env / "cache").iterdir())
     assert cache.clear_cache(settings) == 1
 
-    warnings = [r for r in caplog.records if r.name == "pagereel" and r.levelno == logging.WARNING]
+    warnings = [r for r in caplog.records if r.name == "pagereel.cache" and r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     message = warnings[0].getMessage()
     assert f"Redis at 127.0.0.1:{port}/0 is unreachable" in message

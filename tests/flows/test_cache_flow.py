@@ -28,7 +28,7 @@ def redis_cache(monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
 
 
 def test_video_results_live_in_redis_and_are_reused(http_server, redis_cache: redis.Redis, tmp_path) -> None:
-    url = http_server.url("/pages/lemire.me.json.html")
+    url = http_server.url("/pages/garden-sensor.html")
     first = run_video(url, workflow_id="redis-one")
     assert "cache:redis" in first.optimizations_used
     keys_after_first = redis_cache.dbsize()

@@ -96,7 +96,7 @@ def test_deploy_all_then_a_worker_renders_the_video(prefect_api: str, pagereel_e
 def test_nightly_parameters_run_a_url_file_one_at_a_time(pagereel_env: Path, http_server: HttpServer) -> None:
     from flows.batch_flow import batch_flow
 
-    pages = ["lemire.me.json.html", ARTICLE_PAGE]
+    pages = ["garden-sensor.html", ARTICLE_PAGE]
     url_file = pagereel_env / "urls.txt"
     url_file.write_text("# tonight\n" + "\n".join(http_server.url(f"/pages/{p}") for p in pages) + "\n\n")
     result = batch_flow(url_file=str(url_file), concurrency=1, dry_run=True)

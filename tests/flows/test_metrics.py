@@ -206,7 +206,7 @@ def test_scenes_rendered_on_dask_are_counted_in_the_flow_process(metrics_on: Pat
     port = metrics.serve(load_settings())
     assert port
     before = scrape(port)
-    state = run_video(http_server.url("/pages/lemire.me.json.html"), workflow_id="on-dask",
+    state = run_video(http_server.url("/pages/garden-sensor.html"), workflow_id="on-dask",
                       overrides={"runner": {"kind": "dask", "max_workers": 2}})
     after = scrape(port)
     assert "runner:dask" in state.optimizations_used

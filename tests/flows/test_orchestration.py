@@ -38,7 +38,7 @@ def frame_count(path: str) -> int:
 
 @pytest.mark.parametrize("kind", ["thread", "process", "dask", "ray"])
 def test_every_runner_gives_the_same_video(http_server, tiny_video, monkeypatch, kind: str) -> None:
-    url = http_server.url("/pages/lemire.me.json.html")
+    url = http_server.url("/pages/garden-sensor.html")
     reference = run_video(url, workflow_id="ref", overrides={"runner": {"kind": "thread"}})
     monkeypatch.setenv("PAGEREEL_CACHE__ENABLED", "false")  # make the other runner really render
     state = run_video(url, workflow_id=f"on-{kind}", overrides={"runner": {"kind": kind, "max_workers": 2}})
@@ -65,7 +65,7 @@ def test_unavailable_runner_falls_back_to_threads(caplog, monkeypatch) -> None:
 
 
 def test_batch_of_five_with_one_broken(http_server, tiny_video, tmp_path: Path) -> None:
-    pages = ["lemire.me.json.html", "phys.org.tool.html", "blog.python.org.html", "theverge.com.ios13.html"]
+    pages = ["garden-sensor.html", "photo-essay.html", "short-note.html", "sourdough-steps.html"]
     urls = [http_server.url(f"/pages/{p}") for p in pages]
     urls.insert(2, http_server.url("/status/404"))
     result = run_batch(urls, concurrency=2)
@@ -81,7 +81,7 @@ def test_batch_of_five_with_one_broken(http_server, tiny_video, tmp_path: Path) 
 
 def test_batch_cli_with_a_url_file(http_server, tiny_video, tmp_path: Path) -> None:
     listing = tmp_path / "urls.txt"
-    listing.write_text(f"# today\n{http_server.url('/pages/lemire.me.json.html')}\n\n{http_server.url('/pdf')}\n")
+    listing.write_text(f"# today\n{http_server.url('/pages/garden-sensor.html')}\n\n{http_server.url('/pdf')}\n")
     result = CliRunner().invoke(batch_app, ["--file", str(listing), "--json", "--dry-run"])
     assert result.exit_code == 1  # one of them failed
     items = json.loads(result.stdout)["items"]
@@ -93,9 +93,9 @@ def test_engine_api(http_server, tiny_video) -> None:
     engine = create_workflow_engine({"storyboard": {"target_duration_s": 15}})
 
     async def main():
-        one = await engine.execute_workflow(http_server.url("/pages/phys.org.tool.html"), "api-one", dry_run=True)
+        one = await engine.execute_workflow(http_server.url("/pages/photo-essay.html"), "api-one", dry_run=True)
         many = await engine.execute_batch_workflows([
-            {"url": http_server.url("/pages/lemire.me.json.html"), "workflow_id": "api-a", "dry_run": True},
+            {"url": http_server.url("/pages/garden-sensor.html"), "workflow_id": "api-a", "dry_run": True},
             {"url": http_server.url("/status/410"), "workflow_id": "api-b"},
         ])
         return one, many

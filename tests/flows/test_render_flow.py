@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from flows.video_flow import app, video_flow
 from tasks.models import WorkflowState
+from tests.conftest import OWN_PAGES, corpus_params
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PAGES = sorted(p.name for p in (ROOT.parent / "shared" / "samples" / "pages").glob("*.html"))
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
 _STAMP = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d)")
 
@@ -80,15 +80,21 @@ def check_outputs(state: WorkflowState) -> dict:
     return info
 
 
-@pytest.mark.parametrize("name", SAMPLE_PAGES)
-def test_every_sample_page_becomes_a_video(http_server, small_video, name: str) -> None:
+@pytest.mark.parametrize("name", OWN_PAGES)
+def test_every_own_page_becomes_a_video(http_server, small_video, name: str) -> None:
     state = video_flow(http_server.url(f"/pages/{name}"), workflow_id=name.removesuffix(".html"))
     info = check_outputs(state)
     assert (info["width"], info["height"]) == (256, 144)
 
 
+@pytest.mark.parametrize("name", corpus_params())
+def test_every_saved_real_page_becomes_a_video(http_server, small_video, name: str) -> None:
+    state = video_flow(http_server.url(f"/pages/{name}"), workflow_id=name.removesuffix(".html"))
+    check_outputs(state)
+
+
 def test_narration_is_heard_and_scenes_follow_the_storyboard(http_server, small_video) -> None:
-    state = video_flow(http_server.url("/pages/lemire.me.json.html"))
+    state = video_flow(http_server.url("/pages/garden-sensor.html"))
     check_outputs(state)
     with av.open(state.video_path) as c:
         audio = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
@@ -99,7 +105,7 @@ def test_narration_is_heard_and_scenes_follow_the_storyboard(http_server, small_
 def test_cli_vertical_video_with_a_png_avatar(http_server, small_video, tmp_path: Path) -> None:
     face = tmp_path / "face.png"
     Image.new("RGBA", (200, 260), (220, 60, 60, 255)).save(face)
-    result = CliRunner().invoke(app, [http_server.url("/pages/phys.org.tool.html"), "--json", "--aspect", "9:16",
+    result = CliRunner().invoke(app, [http_server.url("/pages/photo-essay.html"), "--json", "--aspect", "9:16",
                                       "--avatar", str(face), "--workflow-id", "vertical"])
     assert result.exit_code == 0, result.stderr
     state = WorkflowState.model_validate_json(result.stdout)
@@ -110,13 +116,13 @@ def test_cli_vertical_video_with_a_png_avatar(http_server, small_video, tmp_path
 def test_default_size_video(http_server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PAGEREEL_STORYBOARD__TARGET_DURATION_S", "20")
     monkeypatch.setenv("PAGEREEL_RENDER__ASPECT", "9:16")
-    state = video_flow(http_server.url("/pages/threatpost.com.android.html"), workflow_id="tall")
+    state = video_flow(http_server.url("/pages/broken-markup.html"), workflow_id="tall")
     info = check_outputs(state)
     assert (info["width"], info["height"]) == (720, 1280)
 
 
 def test_missing_avatar_fails_before_rendering(http_server, small_video, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [http_server.url("/pages/phys.org.tool.html"), "--avatar",
+    result = CliRunner().invoke(app, [http_server.url("/pages/photo-essay.html"), "--avatar",
                                       str(tmp_path / "nobody.png"), "--workflow-id", "noface"])
     assert result.exit_code == 1
     assert "avatar" in result.stderr.strip().splitlines()[-1]
@@ -124,7 +130,7 @@ def test_missing_avatar_fails_before_rendering(http_server, small_video, tmp_pat
 
 
 def test_second_run_reuses_every_scene(http_server, small_video) -> None:
-    url = http_server.url("/pages/salon.com.emissions.html")
+    url = http_server.url("/pages/harbour-lights.html")
     first = video_flow(url, workflow_id="again")
     second = video_flow(url, workflow_id="again")
     assert second.metrics.cache_misses == 0 and second.metrics.cache_hits >= first.metrics.cache_misses
@@ -135,7 +141,7 @@ def test_second_run_reuses_every_scene(http_server, small_video) -> None:
 def test_png_avatar_pixels_follow_the_voice(http_server, small_video, tmp_path: Path) -> None:
     face = tmp_path / "face.png"
     Image.new("RGBA", (200, 260), (30, 200, 60, 255)).save(face)
-    state = video_flow(http_server.url("/pages/lemire.me.json.html"), avatar=str(face), workflow_id="pulse")
+    state = video_flow(http_server.url("/pages/garden-sensor.html"), avatar=str(face), workflow_id="pulse")
     with av.open(state.video_path) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     corner = [(f[90:140, 200:256, 1] > 150).sum() for f in frames]  # green pixels of the presenter

@@ -1,4 +1,4 @@
-"""The flow and its command line, end to end on the sample pages served over loopback."""
+"""The flow and its command line, end to end on the test pages served over loopback."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from flows.video_flow import app, video_flow
 from tasks.extract import extract_article
 from tasks.fetch import fetch_page
 from tasks.models import FetchOptions, Storyboard, WorkflowState
+from tests.conftest import OWN_PAGES, corpus_params
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_PAGES = sorted(p.name for p in (ROOT.parent / "shared" / "samples" / "pages").glob("*.html"))
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
 _BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]? ")
 
@@ -32,8 +32,7 @@ def covered_by_body(narration: str, paragraphs: list[str]) -> bool:
     return ok[-1]
 
 
-@pytest.mark.parametrize("name", SAMPLE_PAGES)
-def test_dry_run_on_every_sample(http_server, name: str) -> None:
+def check_dry_run(http_server, name: str) -> None:
     url = http_server.url(f"/pages/{name}")
     state = video_flow(url, dry_run=True)
     assert state.status == "storyboard" and state.succeeded
@@ -49,8 +48,18 @@ def test_dry_run_on_every_sample(http_server, name: str) -> None:
     assert 30 <= board.duration_hint_s <= 90  # fitted to the 60 s default
 
 
+@pytest.mark.parametrize("name", OWN_PAGES)
+def test_dry_run_on_every_own_page(http_server, name: str) -> None:
+    check_dry_run(http_server, name)
+
+
+@pytest.mark.parametrize("name", corpus_params())
+def test_dry_run_on_every_saved_real_page(http_server, name: str) -> None:
+    check_dry_run(http_server, name)
+
+
 def test_same_input_same_storyboard_and_cache_hits(http_server) -> None:
-    url = http_server.url("/pages/theverge.com.ios13.html")
+    url = http_server.url("/pages/sourdough-steps.html")
     first = video_flow(url, dry_run=True)
     second = video_flow(url, dry_run=True)
     assert first.storyboard == second.storyboard
@@ -58,7 +67,7 @@ def test_same_input_same_storyboard_and_cache_hits(http_server) -> None:
 
 
 def test_edits_and_avatar_parameters(http_server) -> None:
-    url = http_server.url("/pages/lemire.me.json.html")
+    url = http_server.url("/pages/garden-sensor.html")
     state = video_flow(url, workflow_id="../escape", avatar="ada",
                        user_edits={"title": "Edited", "drop": ["s1"], "aspect": "1:1"}, dry_run=True)
     board = state.storyboard
@@ -83,7 +92,7 @@ def test_permanent_failures_are_not_retried(http_server) -> None:
 
 
 def test_cli_json(http_server, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, [http_server.url("/pages/phys.org.tool.html"), "--dry-run", "--json",
+    result = CliRunner().invoke(app, [http_server.url("/pages/photo-essay.html"), "--dry-run", "--json",
                                       "--workflow-id", "phys", "--duration", "40"])
     assert result.exit_code == 0, result.stderr
     state = WorkflowState.model_validate_json(result.stdout)
@@ -93,7 +102,7 @@ def test_cli_json(http_server, tmp_path: Path) -> None:
 
 
 def test_cli_table(http_server) -> None:
-    result = CliRunner().invoke(app, [http_server.url("/pages/nature.com.telescope.html"), "--dry-run"])
+    result = CliRunner().invoke(app, [http_server.url("/pages/marche-couvert.html"), "--dry-run"])
     assert result.exit_code == 0
     assert "closing" in result.stderr and result.stdout == ""
 
@@ -107,9 +116,9 @@ def test_cli_table(http_server) -> None:
         ("/blank", [], "no article text"),
         ("/big?bytes=6000000", [], "larger than"),
         ("/hang", [], "1 s"),
-        ("/pages/lemire.me.json.html", ["--edits", "EDITS"], "not valid YAML"),
-        ("/pages/lemire.me.json.html", ["--edits", "MISSING"], "does not exist"),
-        ("/pages/lemire.me.json.html", ["--aspect", "4:3"], "render.aspect"),
+        ("/pages/garden-sensor.html", ["--edits", "EDITS"], "not valid YAML"),
+        ("/pages/garden-sensor.html", ["--edits", "MISSING"], "does not exist"),
+        ("/pages/garden-sensor.html", ["--aspect", "4:3"], "render.aspect"),
     ],
 )
 def test_cli_errors_are_one_line(http_server, monkeypatch, tmp_path: Path, path: str, args: list[str],
@@ -128,7 +137,7 @@ def test_cli_errors_are_one_line(http_server, monkeypatch, tmp_path: Path, path:
 def test_cli_as_a_real_process(http_server, prefect_api: str, tmp_path: Path) -> None:
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.video_flow", http_server.url("/pages/dw.com.colonial.html"), "--dry-run",
+        [sys.executable, "-m", "flows.video_flow", http_server.url("/pages/bergwald.html"), "--dry-run",
          "--json", "--workflow-id", "dw"],
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
     )

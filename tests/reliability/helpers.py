@@ -20,7 +20,7 @@ SMALL_VIDEO = {
     "PAGEREEL_RENDER__PRESET": "ultrafast",
     "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "15",
 }
-ARTICLE = "/pages/lemire.me.json.html"
+ARTICLE = "/pages/garden-sensor.html"
 
 
 def assert_valid_video(folder: Path) -> dict:

@@ -114,7 +114,7 @@ def test_redirects_to_non_public_addresses_are_refused(http_server, server_is_pu
 
 def test_a_public_page_passes_the_guard(http_server, server_is_public) -> None:
     page = fetch_page(http_server.url("/redirect/2"), GUARDED)
-    assert page.final_url == http_server.url("/pages/nationalgeographic.co.uk.goats.html")
+    assert page.final_url == http_server.url("/pages/harbour-lights.html")
 
 
 def test_dns_rebinding_connects_to_the_address_that_was_checked(http_server, server_is_public, fake_dns) -> None:
