@@ -37,15 +37,15 @@ def make_task_runner(runner: RunnerSettings) -> tuple[Any, str]:
         return ProcessPoolTaskRunner(max_workers=workers), "process"
     if runner.kind == "dask":
         try:
-            from prefect_dask import DaskTaskRunner
+            from flows.dask_workers import PagereelDaskTaskRunner  # Prefect's DaskTaskRunner, plus worker checks
         except ImportError:
             return _fallback("dask", "prefect-dask is not installed")
         if runner.address:
-            return DaskTaskRunner(address=runner.address), "dask"
+            return PagereelDaskTaskRunner(address=runner.address), "dask"
         # One thread per worker: kernels release the GIL, but x264 and NumPy use their own threads.
         # ":0": the scheduler always serves HTTP, and a fixed port (8787) clashes with any other cluster.
         cluster = {"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
-        return DaskTaskRunner(cluster_kwargs=cluster), "dask"
+        return PagereelDaskTaskRunner(cluster_kwargs=cluster), "dask"
     if runner.kind == "ray":
         try:
             from prefect_ray import RayTaskRunner

@@ -146,9 +146,9 @@ def test_ray_worker_on_another_machine(other_machine: OtherMachine, client: Path
                                        references: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _assert_nothing_of_the_client_is_visible(other_machine, client)
     gcs, client_port = _free_port(), _free_port()
-    ray = ["python", "-m", "ray.scripts.scripts", "start", "--block", "--include-dashboard", "false",
-           "--disable-usage-stats"]
-    other_machine.start("head", *ray, "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs),
+    ray = ["python", "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
+    other_machine.start("head", *ray, "--head", "--include-dashboard", "false", "--node-ip-address", "127.0.0.1",
+                        "--port", str(gcs),
                         "--ray-client-server-port", str(client_port), "--num-cpus", "0")
     other_machine.wait_for("head", "Ray runtime started", timeout=180)
     other_machine.start("worker", *ray, f"--address=127.0.0.1:{gcs}", "--node-ip-address", "127.0.0.1",
