@@ -51,8 +51,11 @@ def make_task_runner(runner: RunnerSettings) -> tuple[Any, str]:
             from prefect_ray import RayTaskRunner
         except ImportError:
             return _fallback("ray", "prefect-ray is not installed")
+        if runner.address:
+            # Ray refuses num_cpus (and a dashboard choice) when joining a cluster that already runs.
+            return RayTaskRunner(address=runner.address, init_kwargs={"log_to_driver": False}), "ray"
         init = {"num_cpus": workers, "include_dashboard": False, "log_to_driver": False}
-        return RayTaskRunner(address=runner.address, init_kwargs=init), "ray"
+        return RayTaskRunner(init_kwargs=init), "ray"
     return ThreadPoolTaskRunner(max_workers=workers), "thread"
 
 

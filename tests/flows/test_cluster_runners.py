@@ -1,4 +1,4 @@
-"""Dask workers check, when they join, that they reach the Prefect API the flow's tasks report to."""
+"""Cluster runners: Dask workers check they reach the flow's Prefect API; Ray joins a running cluster as it is."""
 
 from __future__ import annotations
 
@@ -42,3 +42,11 @@ def test_the_dask_runner_checks_its_workers() -> None:
     runner, name = make_task_runner(RunnerSettings(kind="dask", address="tcp://127.0.0.1:8786"))
     assert name == "dask" and isinstance(runner, PagereelDaskTaskRunner)
     assert isinstance(runner.duplicate(), PagereelDaskTaskRunner)
+
+
+def test_a_ray_runner_joins_an_existing_cluster_without_sizing_it() -> None:
+    # ray.init refuses num_cpus when it joins a running cluster ("must not be provided").
+    runner, _ = make_task_runner(RunnerSettings(kind="ray", address="ray://127.0.0.1:10001"))
+    assert runner.address == "ray://127.0.0.1:10001" and "num_cpus" not in runner.init_kwargs
+    local, _ = make_task_runner(RunnerSettings(kind="ray", max_workers=2))
+    assert local.address is None and local.init_kwargs["num_cpus"] == 2
