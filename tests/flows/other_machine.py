@@ -51,7 +51,8 @@ class OtherMachine:
     """A home for processes that must not see the client's files; ``stop()`` ends everything it started."""
 
     def __init__(self, wheel: Path, hidden: list[Path]) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="pagereel-other-machine-"))
+        # Short: Ray puts AF_UNIX sockets (at most 107 bytes a path) deep under TMPDIR.
+        self.base = Path(tempfile.mkdtemp(prefix="pagereel-om-"))
         self.hidden = [p.resolve() for p in hidden]
         self.home, self.tmp, self.work = (self.base / n for n in ("home", "tmp", "work"))
         for folder in (self.home, self.tmp, self.work):

@@ -9,10 +9,7 @@ PNG presenter and local pictures that exist only on the client.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +17,9 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from PIL import Image
 
+from tests.flows.cli_video import FPS, assert_same_video, cli_env, client_folder, run_cli, thread_run
 from tests.flows.other_machine import ROOT, OtherMachine, build_wheel, unshare_problem
-from tests.flows.test_cli_runners import cli_env, copy_article
 
 pytestmark = [pytest.mark.integration]
 
@@ -52,25 +48,15 @@ def other_machine(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Path:
-    """The client's folder: the sample article, its pictures and a PNG presenter, found nowhere else."""
-    copy_article(tmp_path / "client")
-    face = Image.new("RGBA", (60, 80), (0, 0, 0, 0))
-    face.paste((230, 80, 40, 255), (10, 10, 50, 70))
-    face.save(tmp_path / "client" / "face.png")
-    return tmp_path / "client"
+def references(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The thread runner's video, and the same page without its pictures (a gradient behind every scene)."""
+    base = tmp_path_factory.getbasetemp()
+    return thread_run(base, prefect_api), thread_run(base, prefect_api, pictures=False)
 
 
-def _video(client: Path, workflow_id: str, prefect_api: str, *extra: str, **env: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.video_flow", "article.html", "--avatar", "face.png", "--workflow-id",
-         workflow_id, "--json", *extra],
-        cwd=client, capture_output=True, text=True, timeout=400,
-        env=cli_env(client, PREFECT_API_URL=prefect_api, PAGEREEL_CACHE__DIR=str(client / f"cache-{workflow_id}"),
-                    **env),
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout)
+def _remote_video(client: Path, kind: str, address: str, prefect_api: str) -> dict[str, Any]:
+    env = cli_env(client, PREFECT_API_URL=prefect_api, PAGEREEL_RUNNER__ADDRESS=address)
+    return run_cli(client, f"on-{kind}", kind, env)[0]
 
 
 def _frame(path: str, index: int) -> np.ndarray:
@@ -86,31 +72,17 @@ def _picture_frame(state: dict[str, Any]) -> int:
     board = json.loads(Path(state["storyboard_path"]).read_text())
     with_picture = {s["id"] for s in board["scenes"] if s.get("image")}
     scene = next(s for s in state["scenes"] if s["id"] in with_picture)
-    return round((scene["start_s"] + scene["end_s"]) / 2 * 8)  # 8 fps: SMALL in test_cli_runners
+    return round((scene["start_s"] + scene["end_s"]) / 2 * FPS)
 
 
 def _assert_same_video_with_pictures(remote: dict[str, Any], reference: dict[str, Any], gradient: dict[str, Any],
                                      kind: str) -> None:
-    assert remote["status"] == "completed" and f"runner:{kind}" in remote["optimizations_used"]
-    assert remote["scenes"] == reference["scenes"]
-    with av.open(remote["video_path"]) as a, av.open(reference["video_path"]) as b:
-        assert sum(1 for _ in a.decode(video=0)) == sum(1 for _ in b.decode(video=0))
+    assert_same_video(remote, reference, kind)
     k = _picture_frame(reference)
     theirs, ours = _frame(remote["video_path"], k), _frame(reference["video_path"], k)
     assert np.abs(theirs - ours).mean() < 1.0
     # The picture is really there: without it the scene shows the theme's gradient.
     assert np.abs(theirs - _frame(gradient["video_path"], k)).mean() > 8.0
-
-
-@pytest.fixture
-def references(client: Path, prefect_api: str, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The thread runner's video, and the same page without its pictures (a gradient behind every scene)."""
-    reference = _video(client, "thread", prefect_api, "--runner", "thread")
-    bare = tmp_path / "bare"
-    bare.mkdir()
-    shutil.copy(client / "article.html", bare)
-    shutil.copy(client / "face.png", bare)
-    return reference, _video(bare, "gradient", prefect_api, "--runner", "thread")
 
 
 def _assert_nothing_of_the_client_is_visible(machine: OtherMachine, client: Path) -> None:
@@ -122,8 +94,9 @@ def _assert_nothing_of_the_client_is_visible(machine: OtherMachine, client: Path
     assert str(ROOT) not in seen and str(machine.base / "venv") in seen, seen
 
 
-def test_dask_worker_on_another_machine(other_machine: OtherMachine, client: Path, prefect_api: str,
+def test_dask_worker_on_another_machine(other_machine: OtherMachine, tmp_path: Path, prefect_api: str,
                                         references: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    client = client_folder(tmp_path / "client")
     _assert_nothing_of_the_client_is_visible(other_machine, client)
     port = _free_port()
     other_machine.start("scheduler", "python", "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -133,8 +106,7 @@ def test_dask_worker_on_another_machine(other_machine: OtherMachine, client: Pat
                         "--nworkers", "1", "--no-dashboard", "--local-directory", "dask-worker")
     other_machine.wait_for("scheduler", "Register worker")
 
-    remote = _video(client, "dask", prefect_api, "--runner", "dask",
-                    PAGEREEL_RUNNER__ADDRESS=f"tcp://127.0.0.1:{port}")
+    remote = _remote_video(client, "dask", f"tcp://127.0.0.1:{port}", prefect_api)
     _assert_same_video_with_pictures(remote, *references, kind="dask")
     worker_log = other_machine.log("worker").read_text(errors="replace")
     assert "render s1" in worker_log  # the scenes ran there, not in the client
@@ -142,8 +114,9 @@ def test_dask_worker_on_another_machine(other_machine: OtherMachine, client: Pat
 
 
 @pytest.mark.slow
-def test_ray_worker_on_another_machine(other_machine: OtherMachine, client: Path, prefect_api: str,
+def test_ray_worker_on_another_machine(other_machine: OtherMachine, tmp_path: Path, prefect_api: str,
                                        references: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    client = client_folder(tmp_path / "client")
     _assert_nothing_of_the_client_is_visible(other_machine, client)
     gcs, client_port = _free_port(), _free_port()
     ray = ["python", "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
@@ -155,6 +128,5 @@ def test_ray_worker_on_another_machine(other_machine: OtherMachine, client: Path
                         "--num-cpus", "1")
     other_machine.wait_for("worker", "Ray runtime started", timeout=180)
 
-    remote = _video(client, "ray", prefect_api, "--runner", "ray",
-                    PAGEREEL_RUNNER__ADDRESS=f"ray://127.0.0.1:{client_port}")
+    remote = _remote_video(client, "ray", f"ray://127.0.0.1:{client_port}", prefect_api)
     _assert_same_video_with_pictures(remote, *references, kind="ray")
