@@ -175,4 +175,8 @@ def _print_table(result: BatchResult) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    # Run the app of the importable module, not of ``__main__``: a flow or task defined here would be
+    # pickled by value into every worker, together with whatever its globals reach.
+    from flows.batch_flow import app as _app
+
+    _app()

@@ -42,7 +42,7 @@ def active_runner_name() -> str:
     ctx = FlowRunContext.get()
     name = type(ctx.task_runner).__name__ if ctx and ctx.task_runner else "ThreadPoolTaskRunner"
     for kind in ("thread", "process", "dask", "ray"):
-        if name.lower().startswith(kind):
+        if kind in name.lower():  # PagereelDaskTaskRunner is a Dask runner too
             return kind
     return name
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -41,8 +43,41 @@ class RunnerSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
-        # `runner = "dask"` in TOML or PAGEREEL_RUNNER=dask is the common case.
-        return {"kind": value} if isinstance(value, str) else value
+        # `RunnerSettings("dask")`-style values; settings sources turn names into sections before merging.
+        return _runner_section(value)
+
+
+def _runner_section(value: Any) -> Any:
+    """``"dask"`` (TOML ``runner = "dask"``, PAGEREEL_RUNNER=dask) is short for ``{"kind": "dask"}``."""
+    return {"kind": value} if isinstance(value, str) else value
+
+
+class _RunnerByName(PydanticBaseSettingsSource):
+    """A source whose ``runner = "dask"`` becomes a section, so another source's ``runner.address`` merges in."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self._source()
+        if "runner" in values:
+            values = {**values, "runner": _runner_section(values["runner"])}
+        return values
+
+
+class _EnvSource(EnvSettingsSource):
+    """PAGEREEL_* variables, where PAGEREEL_RUNNER=dask and PAGEREEL_RUNNER__ADDRESS=... combine."""
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool) -> Any:
+        if field_name == "runner" and isinstance(value, str):
+            # pydantic-settings keeps a plain value and drops the nested variables; merge them instead.
+            nested = self.explode_env_vars(field_name, field, self.env_vars)
+            return {**nested, "kind": value}
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
 
 
 class CacheSettings(BaseModel):
@@ -132,9 +167,10 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Later sources lose: explicit arguments, then the environment, then the file.
         toml_file = _CONFIG_FILE.get("path")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        env = _EnvSource(settings_cls)  # the prefix and delimiter come from model_config
+        sources: list[PydanticBaseSettingsSource] = [_RunnerByName(init_settings), env]
         if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            sources.append(_RunnerByName(TomlConfigSettingsSource(settings_cls, toml_file=toml_file)))
         return tuple(sources)
 
 

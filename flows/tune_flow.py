@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from flows.metrics import run_metrics
 from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted, write_profile
-from flows.runners import default_workers, make_task_runner
+from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import active_runner_name
 from flows.settings import Settings, load_settings
 from kernels.quality import ssim
@@ -294,7 +294,8 @@ def run_tune(trials: int | None = None, **kwargs: Any) -> TuneResult:
     """Run :func:`tune_flow` on the configured task runner (threads if it is unavailable)."""
     settings = load_settings(kwargs.get("config_file"), **(kwargs.get("overrides") or {}))
     runner, _ = make_task_runner(settings.runner)
-    return tune_flow.with_options(task_runner=runner)(trials, **kwargs)
+    with prefect_api_for_workers(settings.runner):
+        return tune_flow.with_options(task_runner=runner)(trials, **kwargs)
 
 
 app = typer.Typer(add_completion=False, help="Tune the encoder and write a render profile.")
@@ -325,4 +326,8 @@ def main(
 
 
 if __name__ == "__main__":
-    app()
+    # Run the app of the importable module, not of ``__main__``: a flow or task defined here would be
+    # pickled by value into every worker, together with whatever its globals reach.
+    from flows.tune_flow import app as _app
+
+    _app()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from prefect import flow
@@ -16,10 +19,10 @@ from flows.cache import configure_policy, remember_keys
 from flows.display import print_storyboard, scene_progress
 from flows.metrics import run_metrics
 from flows.profiles import apply_profile
-from flows.runners import make_task_runner
+from flows.runners import make_task_runner, prefect_api_for_workers
 from flows.runtime import RunRecorder, result_storage
 from flows.settings import Settings, load_settings
-from tasks.avatar import check_avatar
+from tasks.avatar import BUILTIN_AVATARS, check_avatar, read_avatar_png
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
@@ -34,6 +37,8 @@ from tasks.stages import (
     suggest_storyboard_task,
 )
 from tasks.timeline import OUTPUT_SAMPLE_RATE
+
+log = logging.getLogger("pagereel.video_flow")
 
 
 def _policy(task: Any, settings: Settings) -> dict[str, Any]:
@@ -177,23 +182,32 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     avatar = check_avatar(storyboard.avatar)
     voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang)
     if render.music and not Path(render.music).expanduser().is_file():
-        raise ConfigurationError(f"music file {render.music!r} does not exist; check render.music")
-    digest = hashlib.sha256(Path(avatar).read_bytes()).hexdigest() if avatar and "/" in avatar else None
+        raise ConfigurationError(f"music file {render.music!r} does not exist on host {socket.gethostname()!r} "
+                                 "(where the flow runs and mixes the sound); check render.music")
+    # A PNG presenter travels with each scene as bytes: workers may be machines without the file.
+    png = read_avatar_png(avatar) if avatar and avatar not in BUILTIN_AVATARS else None
+    digest = hashlib.sha256(png).hexdigest() if png else None
+    avatar_name = Path(avatar).name if png and avatar else avatar
 
     scenes = storyboard.scenes
     urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image)})
-    picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in urls]
+    # Local pictures are read here, where the files are; the others wherever the runner puts the task.
+    local_urls = [u for u in urls if _is_local(u)]
+    remote_urls = [u for u in urls if not _is_local(u)]
+    picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in remote_urls]
     narrations = [
         tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
         for scene in scenes
     ]
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
-    pictures = dict(zip(urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
+    pictures = {url: _local_picture(url, tasks["picture"], settings, recorder) for url in local_urls}
+    pictures.update(zip(remote_urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
     segments = []
     for i, scene in enumerate(scenes):
         before = scenes[i - 1] if i else None
         context = SceneContext(index=i, total=len(scenes), theme=render.theme,
-                               previous_kind=before.kind if before else None, avatar=avatar, avatar_digest=digest)
+                               previous_kind=before.kind if before else None, avatar=avatar_name,
+                               avatar_digest=digest, avatar_png=png)
         segments.append(
             tasks["render"].submit(
                 scene,
@@ -208,6 +222,19 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     done_segments = recorder.gather("render", segments, progress=True)
     return recorder.run("assemble", tasks["assemble"], storyboard, done_segments, done_narrations, folder,
                         music=render.music, cached=False)
+
+
+def _is_local(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in ("file", "")
+
+
+def _local_picture(url: str, task: Any, settings: Settings, recorder: RunRecorder) -> Any:
+    """Read a local picture in this process; one that cannot be read is left out with one warning."""
+    try:
+        return recorder.run("picture", task, url, settings.fetch)
+    except PagereelError as exc:
+        log.warning("picture %s is left out: %s", url, exc)
+        return None
 
 
 def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: Settings) -> WorkflowState:
@@ -236,16 +263,17 @@ def run_video(
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
     settings = load_settings(config_file, **(overrides or {}))
     runner, _ = make_task_runner(settings.runner)
-    return video_flow.with_options(task_runner=runner)(
-        url,
-        workflow_id=workflow_id,
-        avatar=avatar,
-        user_edits=user_edits,
-        dry_run=dry_run,
-        config_file=config_file,
-        overrides=overrides,
-        profile=profile,
-    )
+    with prefect_api_for_workers(settings.runner):
+        return video_flow.with_options(task_runner=runner)(
+            url,
+            workflow_id=workflow_id,
+            avatar=avatar,
+            user_edits=user_edits,
+            dry_run=dry_run,
+            config_file=config_file,
+            overrides=overrides,
+            profile=profile,
+        )
 
 
 # --------------------------------------------------------------------------- command line
@@ -310,4 +338,8 @@ def _fail(message: str) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    # Run the app of the importable module, not of ``__main__``: a flow or task defined here would be
+    # pickled by value into every worker, together with whatever its globals reach.
+    from flows.video_flow import app as _app
+
+    _app()

@@ -7,6 +7,7 @@ only picks a sprite by the narration's loudness, so nothing is drawn per frame.
 from __future__ import annotations
 
 import io
+import socket
 import stat
 import struct
 from dataclasses import dataclass
@@ -53,19 +54,27 @@ def check_avatar(spec: str | None) -> str | None:
         raise ConfigurationError(
             f"avatar {spec!r} is neither a built-in presenter ({', '.join(BUILTIN_AVATARS)}) nor a PNG file"
         )
-    _read_png(path)
+    _decode_png(_png_bytes(path), str(path))
     return str(path.resolve())
 
 
-def load_avatar(spec: str, height: int) -> AvatarSprites:
-    """Prepare the sprites of avatar ``spec`` (a built-in name or a PNG path) at ``height`` pixels."""
+def read_avatar_png(spec: str) -> bytes:
+    """The checked bytes of PNG avatar ``spec``, read here: they travel to the workers with each scene."""
+    path = Path(spec).expanduser()
+    data = _png_bytes(path)
+    _decode_png(data, str(path))
+    return data
+
+
+def load_avatar(spec: str, height: int, png: bytes | None = None) -> AvatarSprites:
+    """Prepare the sprites of avatar ``spec`` (a built-in name, or a PNG: its bytes ``png`` or a path) at ``height``."""
     height = max(16, height - height % 2)
     name = spec.lower()
-    if name == "ada":
+    if png is None and name == "ada":
         return AvatarSprites(name, tuple(_draw_ada(height, k / (LEVELS - 1)) for k in range(LEVELS)))
-    if name == "max":
+    if png is None and name == "max":
         return AvatarSprites(name, tuple(_draw_max(height, k / (LEVELS - 1)) for k in range(LEVELS)))
-    image = _read_png(Path(spec).expanduser())
+    image = _decode_png(png, spec) if png is not None else _decode_png(_png_bytes(Path(spec).expanduser()), spec)
     base_w = max(2, round(image.width * height / image.height))
     sprites = []
     for k in range(LEVELS):
@@ -78,11 +87,14 @@ def load_avatar(spec: str, height: int) -> AvatarSprites:
     return AvatarSprites(Path(spec).name, tuple(sprites))
 
 
-def _read_png(path: Path) -> Image.Image:
+def _png_bytes(path: Path) -> bytes:
+    """Read a PNG file, refusing what is missing, not a file, too big or not a PNG; errors name this host."""
+    host = socket.gethostname()
     try:
         info = path.stat()
     except (OSError, ValueError):  # ValueError: a NUL in the path
-        raise ConfigurationError(f"avatar file {str(path)!r} does not exist or cannot be read") from None
+        raise ConfigurationError(f"avatar file {str(path)!r} does not exist or cannot be read on host {host!r}"
+                                 ) from None
     if not stat.S_ISREG(info.st_mode):
         # A directory, a device (/dev/zero never ends) or a pipe: nothing to read a picture from.
         raise ConfigurationError(f"avatar {str(path)!r} is not a regular file; give a PNG file")
@@ -93,27 +105,34 @@ def _read_png(path: Path) -> Image.Image:
         with path.open("rb") as handle:
             data = handle.read(MAX_AVATAR_BYTES + 1)
     except OSError as exc:
-        raise ConfigurationError(f"avatar file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigurationError(f"avatar file {str(path)!r} cannot be read on host {host!r}: "
+                                 f"{exc.strerror or exc}") from None
     if len(data) > MAX_AVATAR_BYTES:
         raise ConfigurationError(f"avatar file {str(path)!r} grew past {MAX_AVATAR_BYTES} bytes while being read")
     if not data.startswith(_PNG_MAGIC):
         raise ConfigurationError(f"avatar file {str(path)!r} is not a PNG image; give a PNG with transparency")
+    return data
+
+
+def _decode_png(data: bytes, label: str) -> Image.Image:
+    if not data.startswith(_PNG_MAGIC):
+        raise ConfigurationError(f"avatar {label!r} is not a PNG image; give a PNG with transparency")
     if data[12:16] == b"IHDR":
         # The size is in the header: a decompression bomb is refused before Pillow allocates anything.
         width, height = struct.unpack(">II", data[16:24])
-        _check_pixels(path, width, height)
+        _check_pixels(label, width, height)
     try:
         with Image.open(io.BytesIO(data), formats=("PNG",)) as probe:
-            _check_pixels(path, probe.width, probe.height)
+            _check_pixels(label, probe.width, probe.height)
             probe.load()
             return probe.convert("RGBA")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ConfigurationError(f"avatar file {str(path)!r} cannot be read as an image: {exc}") from None
+        raise ConfigurationError(f"avatar file {label!r} cannot be read as an image: {exc}") from None
 
 
-def _check_pixels(path: Path, width: int, height: int) -> None:
+def _check_pixels(label: str, width: int, height: int) -> None:
     if width * height > MAX_AVATAR_PIXELS:
-        raise ConfigurationError(f"avatar image {str(path)!r} is {width}x{height}; at most 4096x4096 is accepted")
+        raise ConfigurationError(f"avatar image {label!r} is {width}x{height}; at most 4096x4096 is accepted")
 
 
 def _finish(img: Image.Image, height: int) -> np.ndarray:

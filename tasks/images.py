@@ -11,6 +11,7 @@ import functools
 import io
 import logging
 import os
+import socket
 from urllib.parse import urlsplit
 
 import httpx
@@ -151,9 +152,9 @@ def _read_local(target: str, options: FetchOptions) -> tuple[bytes, str]:
         with path.open("rb") as handle:
             data = handle.read(options.max_bytes + 1)
     except FileNotFoundError as exc:
-        raise FetchError(f"no such picture file: {path}") from exc
+        raise FetchError(f"no such picture file on host {socket.gethostname()!r}: {path}") from exc
     except OSError as exc:
-        raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise FetchError(f"cannot read {path} on host {socket.gethostname()!r}: {exc.strerror or exc}") from exc
     if len(data) > options.max_bytes:
         raise _too_big(str(path), options)
     return data, str(path)

@@ -58,7 +58,7 @@ STILL_WIDTH = 640
 class SceneContext(BaseModel):
     """Where a scene sits in its video: position, theme, presenter, and the kind of scene before it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
     index: int = Field(0, ge=0)
     total: int = Field(1, ge=1)
@@ -67,6 +67,8 @@ class SceneContext(BaseModel):
     avatar: str | None = None
     #: Content hash of a PNG avatar, so editing the file re-renders the scenes that show it.
     avatar_digest: str | None = None
+    #: The PNG avatar itself, read where the flow runs: a worker on another machine has no such file.
+    avatar_png: bytes | None = Field(None, repr=False)
 
 
 class _Backdrop:
@@ -236,7 +238,7 @@ def render_scene(
 
     layers = _static_layers(scene, palette, width, height)
     cues = [_cue_layer(c, palette, width, height) for c in subtitle_cues(narration.words, narration.duration_s)]
-    avatar = load_avatar(context.avatar, int(height * 0.26)) if context.avatar else None
+    avatar = load_avatar(context.avatar, int(height * 0.26), context.avatar_png) if context.avatar else None
     pcm = scene_pcm(narration, frames, fps)
     envelope = rms_envelope(pcm, narration.sample_rate, fps, frames)
     loudness = np.clip(envelope / max(1e-6, float(envelope.max(initial=0.0))) * 1.2, 0.0, 1.0)

@@ -7,11 +7,10 @@ Prefect runs them. Flows pick per-run options (retry counts, TTLs, storage) with
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import INPUTS, NO_CACHE
+from prefect.cache_policies import INPUTS
 
 from tasks.cachekeys import StageCode
 from tasks.edits import apply_edits
@@ -70,45 +69,13 @@ apply_edits_task = task(
 )
 
 
-def _render_stage_tasks() -> dict[str, Any]:
-    """Tasks of the rendering half; imported lazily so a dry run never loads the encoder."""
-    from tasks.assemble import assemble_video
-    from tasks.images import fetch_picture_or_none
-    from tasks.narrate import narrate_scene
-    from tasks.render import render_scene
+def render_stage_tasks() -> dict[str, Any]:
+    """Tasks of the rendering half (``tasks.render_stages``); imported lazily so a dry run never loads the encoder."""
+    from tasks import render_stages
 
     return {
-        "picture": task(
-            fetch_picture_or_none,
-            name="fetch_picture",
-            task_run_name="picture {url}",
-            cache_policy=INPUTS + StageCode(),
-            retries=3,
-            retry_delay_seconds=[1, 2, 4],
-            retry_jitter_factor=0.5,
-            retry_condition_fn=retry_if_transient,
-            **_PERSIST,
-        ),
-        "narrate": task(
-            narrate_scene,
-            name="narrate_scene",
-            task_run_name="narrate {scene.id}",
-            cache_policy=INPUTS + StageCode(),
-            **_PERSIST,
-        ),
-        "render": task(
-            render_scene,
-            name="render_scene",
-            task_run_name="render {scene.id}",
-            cache_policy=INPUTS + StageCode(),
-            retries=1,
-            retry_condition_fn=retry_if_transient,
-            **_PERSIST,
-        ),
-        # Writes files and takes every segment: never cached, and its inputs are never hashed.
-        "assemble": task(assemble_video, name="assemble_video", task_run_name="assemble {storyboard.title}",
-                         cache_policy=NO_CACHE),
+        "picture": render_stages.fetch_picture_task,
+        "narrate": render_stages.narrate_scene_task,
+        "render": render_stages.render_scene_task,
+        "assemble": render_stages.assemble_video_task,
     }
-
-
-render_stage_tasks = functools.cache(_render_stage_tasks)

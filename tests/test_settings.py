@@ -82,3 +82,39 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
 def test_configuration_error_is_a_value_error() -> None:
     with pytest.raises(ValueError):
         load_settings(render={"fps": 0})
+
+
+ADDRESS = "tcp://10.1.2.3:8786"
+
+
+@pytest.mark.parametrize(
+    ("file", "env", "arguments"),
+    [
+        (None, {"PAGEREEL_RUNNER": "dask", "PAGEREEL_RUNNER__ADDRESS": ADDRESS}, {}),
+        ('runner = "dask"\n', {"PAGEREEL_RUNNER__ADDRESS": ADDRESS}, {}),
+        (f'[runner]\naddress = "{ADDRESS}"\n', {"PAGEREEL_RUNNER": "dask"}, {}),
+        (f'[runner]\naddress = "{ADDRESS}"\n', {}, {"runner": {"kind": "dask"}}),  # what --runner dask passes
+        (None, {"PAGEREEL_RUNNER__ADDRESS": ADDRESS}, {"runner": "dask"}),
+        ('runner = "ray"\n', {"PAGEREEL_RUNNER": "dask", "PAGEREEL_RUNNER__ADDRESS": ADDRESS}, {}),
+    ],
+    ids=["env-name+env-address", "file-name+env-address", "file-address+env-name", "file-address+flag",
+         "argument-name+env-address", "env-beats-file"],
+)
+def test_runner_name_and_address_combine_from_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         file: str | None, env: dict[str, str],
+                                                         arguments: dict) -> None:
+    if file is not None:
+        (tmp_path / "pagereel.toml").write_text(file)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runner = load_settings(**arguments).runner
+    assert (runner.kind, runner.address) == ("dask", ADDRESS)
+
+
+def test_runner_variables_keep_their_own_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGEREEL_RUNNER", "ray")
+    monkeypatch.setenv("PAGEREEL_RUNNER__MAX_WORKERS", "3")
+    assert load_settings().runner.model_dump() == {"kind": "ray", "address": None, "max_workers": 3}
+    monkeypatch.setenv("PAGEREEL_RUNNER__MAX_WORKERS", "0")
+    with pytest.raises(ConfigurationError, match="runner.max_workers"):
+        load_settings()

@@ -110,3 +110,25 @@ def test_cli_cache_clear(pagereel_env: Path) -> None:
 
     bad = _cli("cache", "clear", "--config", str(pagereel_env / "missing.toml"), cwd=pagereel_env)
     assert bad.returncode == 1 and bad.stderr.startswith("error: config file")
+
+
+@pytest.mark.integration
+def test_cli_status_shows_the_cluster_address_from_name_and_address_variables(pagereel_env: Path) -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        (pagereel_env / "pagereel.toml").write_text('runner = "ray"\n')
+        env = {"PAGEREEL_RUNNER": "dask", "PAGEREEL_RUNNER__ADDRESS": f"tcp://127.0.0.1:{port}"}
+        done = _cli("status", "--json", env=env, cwd=pagereel_env)
+        assert done.returncode == 0, done.stderr
+        dask = json.loads(done.stdout)["dask"]
+        assert dask["live"] and dask["state"] == f"reachable at tcp://127.0.0.1:{port}"
+    closed = _cli("status", "--json", env=env, cwd=pagereel_env)  # the listener is gone
+    dask = json.loads(closed.stdout)["dask"]
+    assert not dask["live"] and dask["state"].startswith(f"unreachable at tcp://127.0.0.1:{port} (")
+    ray_file = _cli("status", "--json", env={"PAGEREEL_RUNNER__ADDRESS": f"127.0.0.1:{port}"}, cwd=pagereel_env)
+    ray = json.loads(ray_file.stdout)["ray"]  # runner = "ray" from the file, the address from the environment
+    assert not ray["live"] and ray["state"].startswith(f"unreachable at 127.0.0.1:{port}")

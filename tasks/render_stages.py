@@ -1,0 +1,52 @@
+"""The Prefect face of the rendering half: picture, narrate, render and assemble tasks.
+
+Kept apart from ``tasks.stages`` so a dry run never imports the encoder: ``flows.video_flow``
+imports this module only when it renders. The tasks are defined once, at module level, so a
+task shipped to a process pool, a Dask or a Ray worker is pickled by reference to this module.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import INPUTS, NO_CACHE
+
+from tasks.assemble import assemble_video
+from tasks.cachekeys import StageCode
+from tasks.images import fetch_picture_or_none
+from tasks.narrate import narrate_scene
+from tasks.render import render_scene
+from tasks.stages import _PERSIST, retry_if_transient
+
+fetch_picture_task = task(
+    fetch_picture_or_none,
+    name="fetch_picture",
+    task_run_name="picture {url}",
+    cache_policy=INPUTS + StageCode(),
+    retries=3,
+    retry_delay_seconds=[1, 2, 4],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_if_transient,
+    **_PERSIST,
+)
+
+narrate_scene_task = task(
+    narrate_scene,
+    name="narrate_scene",
+    task_run_name="narrate {scene.id}",
+    cache_policy=INPUTS + StageCode(),
+    **_PERSIST,
+)
+
+render_scene_task = task(
+    render_scene,
+    name="render_scene",
+    task_run_name="render {scene.id}",
+    cache_policy=INPUTS + StageCode(),
+    retries=1,
+    retry_condition_fn=retry_if_transient,
+    **_PERSIST,
+)
+
+# Writes files and takes every segment: never cached, and its inputs are never hashed.
+assemble_video_task = task(assemble_video, name="assemble_video", task_run_name="assemble {storyboard.title}",
+                           cache_policy=NO_CACHE)
