@@ -76,7 +76,7 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     """The first scene with a picture on ``source`` (else the first body scene), cut to the clip length."""
     from tasks.extract import extract_article
     from tasks.fetch import fetch_page
-    from tasks.images import fetch_picture_or_none
+    from tasks.images import fetch_picture_or_none, picture_source_folder
     from tasks.narrate import narrate_scene, resolve_voice
     from tasks.suggest import suggest_storyboard
     from tasks.timeline import OUTPUT_SAMPLE_RATE
@@ -102,7 +102,9 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     })
 
     def picture(url: str | None) -> Picture | None:
-        return fetch_picture_or_none(url, settings.fetch) if url and settings.fetch.picture_allowed(url) else None
+        if not url or not settings.fetch.picture_allowed(url, board.source_url):
+            return None
+        return fetch_picture_or_none(url, settings.fetch, folder=picture_source_folder(url, board.source_url))
 
     options = settings.render.model_copy(update={"resolution": settings.tuning.resolution, "width": None,
                                                  "height": None})

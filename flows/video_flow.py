@@ -19,10 +19,12 @@ from flows.profiles import apply_profile
 from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
 from flows.settings import Settings, load_settings
+from flows.stopping import stop_on_sigterm
 from tasks.avatar import check_avatar
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
+from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
@@ -126,6 +128,7 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
     draft = recorder.run("suggest", tasks["suggest"], article, settings.storyboard)
     storyboard: Storyboard = recorder.run("edits", tasks["edits"], draft, edits,
                                           words_per_minute=settings.storyboard.words_per_minute)
+    storyboard = without_refused_pictures(storyboard, settings.fetch)
 
     folder = run_dir(settings.out_dir, workflow_id)
     sweep_stale_parts(folder)  # what a killed run of this workflow left behind
@@ -180,8 +183,11 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     digest = hashlib.sha256(Path(avatar).read_bytes()).hexdigest() if avatar and "/" in avatar else None
 
     scenes = storyboard.scenes
-    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image)})
-    picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in urls]
+    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
+                                                                                         storyboard.source_url)})
+    picture_futures = [tasks["picture"].submit(url, settings.fetch,
+                                               folder=picture_source_folder(url, storyboard.source_url))
+                       for url in urls]
     narrations = [
         tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
         for scene in scenes
@@ -282,7 +288,7 @@ def main(
     try:
         apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
-        with scene_progress(enabled=not dry_run):
+        with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(
                 url,
                 workflow_id=workflow_id,

@@ -57,13 +57,25 @@ class FetchOptions(_Frozen):
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a fetched page is reused from the cache.")
 
 
-    def picture_allowed(self, url: str) -> bool:
-        """Whether a scene's picture at ``url`` may be downloaded under these options."""
+    def picture_allowed(self, url: str, page_url: str | None = None) -> bool:
+        """Whether a scene's picture at ``url`` may be fetched for the page at ``page_url`` under these options.
+
+        A local picture (file:// or a path) only for a local page, from inside that page's own folder.
+        """
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        if parts.scheme == "file" or not parts.scheme:
+        if parts.scheme.lower() == "file" or not parts.scheme:
+            from tasks.errors import FetchError
+            from tasks.fetch import local_picture_path, picture_folder
+
+            try:
+                local_picture_path(url, picture_folder(page_url))
+            except FetchError:
+                return False
             return self.allow_local_files
+        if parts.scheme.lower() not in ("http", "https"):
+            return False
         return self.image_hosts is None or (parts.hostname or "") in self.image_hosts
 
 
