@@ -127,7 +127,9 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                            min_words=settings.storyboard.min_article_words)
     draft = recorder.run("suggest", tasks["suggest"], article, settings.storyboard)
     storyboard: Storyboard = recorder.run("edits", tasks["edits"], draft, edits,
-                                          words_per_minute=settings.storyboard.words_per_minute)
+                                          words_per_minute=settings.storyboard.words_per_minute,
+                                          max_scenes=settings.storyboard.max_scenes,
+                                          max_duration_s=settings.storyboard.max_duration_s)
     storyboard = without_refused_pictures(storyboard, settings.fetch)
 
     folder = run_dir(settings.out_dir, workflow_id)

@@ -83,7 +83,10 @@ class StoryboardOptions(_Frozen):
     """How the script is cut: length, pacing and language."""
 
     target_duration_s: float = Field(60.0, ge=10, le=3600, description="Wanted video length in seconds.")
-    max_scenes: int = Field(12, ge=4, le=60, description="Most scenes, title and closing included.")
+    max_scenes: int = Field(12, ge=4, le=60, description="Most scenes, title and closing included (edits too).")
+    max_duration_s: float = Field(
+        3600.0, ge=10, le=4 * 3600, description="Longest video, edits included; longer edits are refused."
+    )
     min_scenes: int = Field(4, ge=3, le=60, description="Fewest scenes, title and closing included.")
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
