@@ -16,6 +16,9 @@ RunnerKind = Literal["thread", "process", "dask", "ray"]
 RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
 SceneKind = Literal["title", "body", "closing"]
 
+#: Longest narration of one scene, in characters (about five minutes of speech).
+NARRATION_MAX_CHARS = 5000
+
 #: Colour themes a storyboard may ask for; the renderer maps each name to its palette.
 THEMES: tuple[str, ...] = ("midnight", "paper", "sunrise", "forest")
 
@@ -174,7 +177,7 @@ class Scene(_Frozen):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     kind: SceneKind = "body"
-    narration: str = Field(min_length=1, max_length=5000)
+    narration: str = Field(min_length=1, max_length=NARRATION_MAX_CHARS)
     caption: str = Field("", max_length=120)
     image: str | None = None
     hint_s: float = Field(gt=0, le=600, description="Expected duration, from the narration length.")
