@@ -36,7 +36,7 @@ from flows.metrics import run_metrics
 from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted, write_profile
 from flows.runners import default_workers, make_task_runner
 from flows.runtime import active_runner_name
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, check_run_parameters, load_settings
 from kernels.quality import ssim
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.images import Picture
@@ -234,6 +234,7 @@ def tune_flow(
     """Run ``trials`` encoder trials on the reference clip and write the chosen settings as a profile."""
     import optuna
 
+    check_run_parameters(overrides, config_file)  # a deployment run may not move the study or the profiles
     settings = load_settings(config_file, **(overrides or {}))
     tuning = settings.tuning
     trials = trials or tuning.trials

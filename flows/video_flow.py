@@ -18,9 +18,9 @@ from flows.metrics import run_metrics
 from flows.profiles import apply_profile
 from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, check_run_parameters, deployment_run, load_settings
 from flows.stopping import stop_on_sigterm
-from tasks.avatar import check_avatar
+from tasks.avatar import BUILTIN_AVATARS, check_avatar
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
@@ -103,6 +103,9 @@ def video_flow(
     profile: str | None = None,
 ) -> WorkflowState:
     """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
+    check_run_parameters(overrides, config_file)  # a deployment run may not switch the machine's guards off
+    if deployment_run():
+        _check_presenter_is_builtin(avatar, user_edits)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
@@ -111,6 +114,14 @@ def video_flow(
         state = _make_video(url, workflow_id, avatar, user_edits, dry_run, settings, recorder)
         outcome.outcome = state.status
     return state
+
+
+def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] | str | None) -> None:
+    """A deployment run's presenter is a built-in one: a path would draw a file of the worker's machine."""
+    for spec in (avatar, parse_edits(user_edits).avatar):
+        if spec and spec.lower() not in BUILTIN_AVATARS:
+            raise ConfigurationError(f"avatar {spec[:80]!r} is not a built-in presenter ({', '.join(BUILTIN_AVATARS)});"
+                                     " a deployment run cannot read a picture file of the worker's machine")
 
 
 def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edits: dict[str, Any] | str | None,
