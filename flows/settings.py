@@ -222,12 +222,28 @@ def check_run_parameters(overrides: Mapping[str, Any] | None, config_file: str |
     a deployment may only choose what :data:`RUN_CHOICES` lists. Raises ConfigurationError naming
     the field.
     """
-    if not deployment_run():
-        return
+    if deployment_run():
+        refuse_guarded_parameters(overrides, config_file)
+
+
+def refuse_guarded_parameters(overrides: Mapping[str, Any] | None, config_file: str | None) -> None:
+    """Raise ConfigurationError for a ``config_file`` or an override a deployment run's parameters may not set."""
     if config_file is not None:
         raise ConfigurationError("config_file cannot be a run parameter: a deployment run takes its settings from "
                                  "the worker's pagereel.toml and PAGEREEL_* environment")
     check_run_overrides(overrides)
+
+
+def require_inside_run_folder(path: str | Path, what: str) -> None:
+    """Raise ConfigurationError unless ``path`` lies inside the folder the run works in (symlinks resolved).
+
+    A deployment runs in its own checkout (the pull step's folder): files there are the project's,
+    files elsewhere are the worker machine's, which a run's parameters may not name.
+    """
+    root = Path(os.path.realpath(Path.cwd()))
+    if not Path(os.path.realpath(Path(path).expanduser())).is_relative_to(root):
+        raise ConfigurationError(f"a deployment run reads {what} only inside its folder {root}, not "
+                                 f"{str(path)[:120]}")
 
 
 def check_run_overrides(overrides: Mapping[str, Any] | None) -> None:

@@ -18,7 +18,13 @@ from flows.metrics import run_metrics
 from flows.profiles import apply_profile
 from flows.runners import make_task_runner
 from flows.runtime import RunRecorder, result_storage
-from flows.settings import Settings, check_run_parameters, deployment_run, load_settings
+from flows.settings import (
+    Settings,
+    deployment_run,
+    load_settings,
+    refuse_guarded_parameters,
+    require_inside_run_folder,
+)
 from flows.stopping import stop_on_sigterm
 from tasks.avatar import BUILTIN_AVATARS, check_avatar
 from tasks.edits import load_edits_file, parse_edits
@@ -103,9 +109,10 @@ def video_flow(
     profile: str | None = None,
 ) -> WorkflowState:
     """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
-    check_run_parameters(overrides, config_file)  # a deployment run may not switch the machine's guards off
-    if deployment_run():
+    if deployment_run():  # parameters from whoever may start a deployment, not from the machine's owner
+        refuse_guarded_parameters(overrides, config_file)
         _check_presenter_is_builtin(avatar, user_edits)
+        _check_local_page_is_the_deployments(url)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
@@ -122,6 +129,15 @@ def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] |
         if spec and spec.lower() not in BUILTIN_AVATARS:
             raise ConfigurationError(f"avatar {spec[:80]!r} is not a built-in presenter ({', '.join(BUILTIN_AVATARS)});"
                                      " a deployment run cannot read a picture file of the worker's machine")
+
+
+def _check_local_page_is_the_deployments(url: str) -> None:
+    """A deployment run reads a local page only inside the folder it runs in (the deployment's own checkout)."""
+    from tasks.fetch import local_page_path
+
+    path = local_page_path(url)
+    if path is not None:
+        require_inside_run_folder(path, "local pages")
 
 
 def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edits: dict[str, Any] | str | None,

@@ -447,6 +447,18 @@ def _local_path(target: str) -> Path:
     return Path(url2pathname(parts.path))
 
 
+def local_page_path(url: str) -> Path | None:
+    """The path a local page ``url`` (file:// or a path) names; None for an http(s) or other URL."""
+    target = url.strip()
+    scheme = urlsplit(target).scheme.lower()
+    if scheme and scheme != "file" and not (os.name == "nt" and len(scheme) == 1):
+        return None
+    try:
+        return _local_path(target)
+    except FetchError:
+        return None
+
+
 def picture_folder(page_url: str | None) -> Path | None:
     """The only folder a page's local pictures may come from: a local page's own (symlinks resolved).
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import flows.batch_flow
 import flows.settings
 import flows.video_flow
 from flows.settings import RUN_CHOICES, check_run_overrides
@@ -55,10 +56,13 @@ def as_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The flow behaves as in a deployment run (what the real one below checks end to end)."""
     monkeypatch.setattr(flows.settings, "deployment_run", lambda: True)
     monkeypatch.setattr(flows.video_flow, "deployment_run", lambda: True)
+    monkeypatch.setattr(flows.batch_flow, "deployment_run", lambda: True)
 
 
 @pytest.mark.usefixtures("prefect_api", "as_deployment")
-def test_a_deployed_flow_refuses_config_files_and_presenter_files(pagereel_env: Path, http_server) -> None:
+def test_a_deployed_flow_refuses_config_files_presenter_files_and_pages_elsewhere(pagereel_env: Path,
+                                                                                 http_server) -> None:
+    from flows.batch_flow import batch_flow
     from flows.video_flow import video_flow
 
     url = http_server.url(f"/pages/{ARTICLE_PAGE}")
@@ -68,6 +72,12 @@ def test_a_deployed_flow_refuses_config_files_and_presenter_files(pagereel_env: 
     for avatar, edits in (("/etc/hostname", None), (None, {"avatar": str(pagereel_env / "face.png")})):
         with pytest.raises(ConfigurationError, match="not a built-in presenter"):
             video_flow(url, avatar=avatar, user_edits=edits, dry_run=True)
+    outside = pagereel_env.parent / f"{pagereel_env.name}-page.html"  # a page outside the folder the run is in
+    outside.write_text("<html><body><p>private</p></body></html>", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="reads local pages only inside its folder"):
+        video_flow(outside.as_uri(), dry_run=True)
+    with pytest.raises(ConfigurationError, match="reads URL lists only inside its folder"):
+        batch_flow(url_file="/etc/passwd", dry_run=True)
     state = video_flow(url, workflow_id="chosen", avatar="ada", overrides=CHOICES, dry_run=True)
     assert state.status == "storyboard" and state.storyboard.avatar == "ada"
 
