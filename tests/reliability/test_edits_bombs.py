@@ -45,7 +45,7 @@ def _peak_bytes(call) -> tuple[BaseException | None, int, float]:
     return error, peak, seconds
 
 
-def test_the_488_byte_alias_bomb_is_refused_before_it_expands() -> None:
+def test_a_500_byte_alias_bomb_of_nine_levels_is_refused_before_it_expands() -> None:
     text = _alias_bomb()
     assert len(text) < 600
     error, peak, seconds = _peak_bytes(lambda: parse_edits(text))
