@@ -15,7 +15,7 @@ from rich.table import Table
 
 from flows.metrics import run_metrics
 from flows.runtime import active_runner_name
-from flows.settings import load_settings
+from flows.settings import check_run_parameters, deployment_run, load_settings, require_inside_run_folder
 from flows.video_flow import run_video
 from tasks.errors import PagereelError
 from tasks.files import workflow_id_for
@@ -74,6 +74,9 @@ def batch_flow(
     url_file: str | None = None,
 ) -> BatchResult:
     """Turn every URL (given, and from ``url_file``) into a video, at most ``concurrency`` at once."""
+    check_run_parameters(overrides, config_file)  # a deployment run may not switch the machine's guards off
+    if url_file and deployment_run():
+        require_inside_run_folder(url_file, "URL lists")  # its lines would come back in errors and artifacts
     settings = load_settings(config_file, **(overrides or {}))  # bad settings fail the batch once, not per URL
     todo = list(urls or []) + (read_url_file(Path(url_file)) if url_file else [])
     if not todo:

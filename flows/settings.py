@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,3 +222,95 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             raise ConfigurationError(f"invalid settings{where}: {_describe(exc)}") from None
         finally:
             _CONFIG_FILE["path"] = None
+
+
+# --------------------------------------------------------------------------- what a run may choose
+
+#: The settings a deployment run's parameters may set: what a user chooses about a video. Everything
+#: else guards the machine the worker runs on (which hosts and files may be read, where results,
+#: outputs and metrics go, which cluster runs the work, how much one run may take) and comes only
+#: from the worker's pagereel.toml and PAGEREEL_* environment.
+RUN_CHOICES: dict[str, frozenset[str] | None] = {
+    "storyboard": frozenset({"target_duration_s", "max_scenes", "min_scenes", "words_per_minute", "language",
+                             "min_article_words"}),
+    "render": frozenset({"aspect", "width", "height", "resolution", "fps", "theme", "crf", "preset",
+                         "keyframe_interval", "voice", "speech_rate_wpm"}),
+    "tuning": frozenset({"trials", "min_ssim", "clip_seconds", "resolution", "bytes_slack", "seed", "study_name",
+                         "profile_name"}),
+    "profile": None,  # a name, looked up in the worker's tuning.profiles_dir
+}
+
+
+def deployment_run() -> bool:
+    """Whether the flow running now was started from a deployment (or is a subflow of such a run)."""
+    from prefect.runtime import deployment
+
+    try:
+        return deployment.id is not None
+    except Exception:  # noqa: BLE001 - no API to ask: not a deployment run of this process
+        return False
+
+
+def check_run_parameters(overrides: Mapping[str, Any] | None, config_file: str | None) -> None:
+    """In a deployment run, refuse parameters that would change a setting that guards the machine.
+
+    A command-line or Python caller owns this process and may set anything; someone who can start
+    a deployment may only choose what :data:`RUN_CHOICES` lists. Raises ConfigurationError naming
+    the field.
+    """
+    if deployment_run():
+        refuse_guarded_parameters(overrides, config_file)
+
+
+def refuse_guarded_parameters(overrides: Mapping[str, Any] | None, config_file: str | None) -> None:
+    """Raise ConfigurationError for a ``config_file`` or an override a deployment run's parameters may not set."""
+    if config_file is not None:
+        raise ConfigurationError("config_file cannot be a run parameter: a deployment run takes its settings from "
+                                 "the worker's pagereel.toml and PAGEREEL_* environment")
+    check_run_overrides(overrides)
+
+
+def require_inside_run_folder(path: str | Path, what: str) -> None:
+    """Raise ConfigurationError unless ``path`` lies inside the folder the run works in (symlinks resolved).
+
+    A deployment runs in its own checkout (the pull step's folder): files there are the project's,
+    files elsewhere are the worker machine's, which a run's parameters may not name.
+    """
+    root = Path(os.path.realpath(Path.cwd()))
+    if not Path(os.path.realpath(Path(path).expanduser())).is_relative_to(root):
+        raise ConfigurationError(f"a deployment run reads {what} only inside its folder {root}, not "
+                                 f"{str(path)[:120]}")
+
+
+def check_run_overrides(overrides: Mapping[str, Any] | None) -> None:
+    """Raise ConfigurationError unless every setting in ``overrides`` is one a run may choose."""
+    if overrides is None:
+        return
+    if not isinstance(overrides, Mapping):
+        raise ConfigurationError(f"overrides must be a mapping of settings, not a {type(overrides).__name__}")
+    for key, value in overrides.items():
+        if str(key) not in RUN_CHOICES:
+            inner = next(iter(value), None) if isinstance(value, Mapping) else None
+            raise _guarded(f"{key}.{inner}" if inner is not None else str(key))
+        allowed = RUN_CHOICES[str(key)]
+        if allowed is None:
+            continue
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"overrides.{str(key)[:40]} must be a section (a mapping), "
+                                     f"not a {type(value).__name__}")
+        for name in value:
+            if str(name) not in allowed:
+                raise _guarded(f"{key}.{name}")
+
+
+def _guarded(field: str) -> ConfigurationError:
+    section = RUN_CHOICES.get(field.split(".", 1)[0])
+    if section:
+        choices = ", ".join(f"{field.split('.', 1)[0]}.{name}" for name in sorted(section))
+    else:
+        choices = "profile and some settings of storyboard, render and tuning"
+    return ConfigurationError(
+        f"a run's parameters may not set {field[:80]}: it guards the machine the worker runs on, so it comes only "
+        f"from the worker's pagereel.toml and PAGEREEL_* environment; a run may choose {choices} "
+        "(see flows.settings.RUN_CHOICES)"
+    )

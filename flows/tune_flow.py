@@ -36,7 +36,7 @@ from flows.metrics import run_metrics
 from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted, write_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import active_runner_name
-from flows.settings import Settings, load_settings
+from flows.settings import Settings, check_run_parameters, load_settings
 from kernels.quality import ssim
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.images import Picture
@@ -76,7 +76,7 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     """The first scene with a picture on ``source`` (else the first body scene), cut to the clip length."""
     from tasks.extract import extract_article
     from tasks.fetch import fetch_page
-    from tasks.images import fetch_picture_or_none
+    from tasks.images import fetch_picture_or_none, picture_source_folder
     from tasks.narrate import narrate_scene, resolve_voice
     from tasks.suggest import suggest_storyboard
     from tasks.timeline import OUTPUT_SAMPLE_RATE
@@ -102,7 +102,9 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     })
 
     def picture(url: str | None) -> Picture | None:
-        return fetch_picture_or_none(url, settings.fetch) if url and settings.fetch.picture_allowed(url) else None
+        if not url or not settings.fetch.picture_allowed(url, board.source_url):
+            return None
+        return fetch_picture_or_none(url, settings.fetch, folder=picture_source_folder(url, board.source_url))
 
     options = settings.render.model_copy(update={"resolution": settings.tuning.resolution, "width": None,
                                                  "height": None})
@@ -232,6 +234,7 @@ def tune_flow(
     """Run ``trials`` encoder trials on the reference clip and write the chosen settings as a profile."""
     import optuna
 
+    check_run_parameters(overrides, config_file)  # a deployment run may not move the study or the profiles
     settings = load_settings(config_file, **(overrides or {}))
     tuning = settings.tuning
     trials = trials or tuning.trials

@@ -21,11 +21,19 @@ from flows.metrics import run_metrics
 from flows.profiles import apply_profile
 from flows.runners import make_task_runner, prefect_api_for_workers
 from flows.runtime import RunRecorder, result_storage
-from flows.settings import Settings, load_settings
+from flows.settings import (
+    Settings,
+    deployment_run,
+    load_settings,
+    refuse_guarded_parameters,
+    require_inside_run_folder,
+)
+from flows.stopping import stop_on_sigterm
 from tasks.avatar import BUILTIN_AVATARS, check_avatar, read_avatar_png
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
+from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
@@ -106,6 +114,10 @@ def video_flow(
     profile: str | None = None,
 ) -> WorkflowState:
     """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
+    if deployment_run():  # parameters from whoever may start a deployment, not from the machine's owner
+        refuse_guarded_parameters(overrides, config_file)
+        _check_presenter_is_builtin(avatar, user_edits)
+        _check_local_page_is_the_deployments(url)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
@@ -115,6 +127,23 @@ def video_flow(
         state = _make_video(url, workflow_id, avatar, user_edits, dry_run, settings, recorder)
         outcome.outcome = state.status
     return state
+
+
+def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] | str | None) -> None:
+    """A deployment run's presenter is a built-in one: a path would draw a file of the worker's machine."""
+    for spec in (avatar, parse_edits(user_edits).avatar):
+        if spec and spec.lower() not in BUILTIN_AVATARS:
+            raise ConfigurationError(f"avatar {spec[:80]!r} is not a built-in presenter ({', '.join(BUILTIN_AVATARS)});"
+                                     " a deployment run cannot read a picture file of the worker's machine")
+
+
+def _check_local_page_is_the_deployments(url: str) -> None:
+    """A deployment run reads a local page only inside the folder it runs in (the deployment's own checkout)."""
+    from tasks.fetch import local_page_path
+
+    path = local_page_path(url)
+    if path is not None:
+        require_inside_run_folder(path, "local pages")
 
 
 def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edits: dict[str, Any] | str | None,
@@ -131,7 +160,10 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                            min_words=settings.storyboard.min_article_words)
     draft = recorder.run("suggest", tasks["suggest"], article, settings.storyboard)
     storyboard: Storyboard = recorder.run("edits", tasks["edits"], draft, edits,
-                                          words_per_minute=settings.storyboard.words_per_minute)
+                                          words_per_minute=settings.storyboard.words_per_minute,
+                                          max_scenes=settings.storyboard.max_scenes,
+                                          max_duration_s=settings.storyboard.max_duration_s)
+    storyboard = without_refused_pictures(storyboard, settings.fetch)
 
     folder = run_dir(settings.out_dir, workflow_id)
     sweep_stale_parts(folder)  # what a killed run of this workflow left behind
@@ -190,17 +222,19 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     avatar_name = Path(avatar).name if png and avatar else avatar
 
     scenes = storyboard.scenes
-    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image)})
+    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
+                                                                                         storyboard.source_url)})
+    folders = {url: picture_source_folder(url, storyboard.source_url) for url in urls}
     # Local pictures are read here, where the files are; the others wherever the runner puts the task.
     local_urls = [u for u in urls if _is_local(u)]
     remote_urls = [u for u in urls if not _is_local(u)]
-    picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in remote_urls]
+    picture_futures = [tasks["picture"].submit(url, settings.fetch, folder=folders[url]) for url in remote_urls]
     narrations = [
         tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
         for scene in scenes
     ]
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
-    pictures = {url: _local_picture(url, tasks["picture"], settings, recorder) for url in local_urls}
+    pictures = {url: _local_picture(url, folders[url], tasks["picture"], settings, recorder) for url in local_urls}
     pictures.update(zip(remote_urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
     segments = []
     for i, scene in enumerate(scenes):
@@ -228,10 +262,10 @@ def _is_local(url: str) -> bool:
     return urlsplit(url).scheme.lower() in ("file", "")
 
 
-def _local_picture(url: str, task: Any, settings: Settings, recorder: RunRecorder) -> Any:
+def _local_picture(url: str, folder: str | None, task: Any, settings: Settings, recorder: RunRecorder) -> Any:
     """Read a local picture in this process; one that cannot be read is left out with one warning."""
     try:
-        return recorder.run("picture", task, url, settings.fetch)
+        return recorder.run("picture", task, url, settings.fetch, folder=folder)
     except PagereelError as exc:
         log.warning("picture %s is left out: %s", url, exc)
         return None
@@ -311,7 +345,7 @@ def main(
     try:
         apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
-        with scene_progress(enabled=not dry_run):
+        with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(
                 url,
                 workflow_id=workflow_id,

@@ -21,6 +21,8 @@ Edits apply in that order: scene changes, drops, appends, then order. Scenes lef
 from __future__ import annotations
 
 import json
+import reprlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,9 @@ from tasks.models import THEMES, Aspect, Scene, SceneKind, Storyboard
 from tasks.text import estimate_seconds
 
 MAX_EDITS_BYTES = 1_000_000
+#: Most characters of a bad value quoted in an error, and most problems named in one.
+_QUOTE_CHARS = 60
+_MAX_PROBLEMS = 5
 _SEXAGESIMAL_ASPECTS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 1 * 60 + 1: "1:1"}
 
 
@@ -127,8 +132,14 @@ def apply_edits(
     edits: str | bytes | dict[str, Any] | StoryboardEdits | None,
     *,
     words_per_minute: float = 160.0,
+    max_scenes: int | None = None,
+    max_duration_s: float | None = None,
 ) -> Storyboard:
-    """Return a new storyboard with ``edits`` applied; the input is left untouched."""
+    """Return a new storyboard with ``edits`` applied; the input is left untouched.
+
+    The result has at most ``max_scenes`` scenes and lasts at most ``max_duration_s`` (when given):
+    appended scenes are rendered like any other, so edits may not grow a video without bound.
+    """
     changes = parse_edits(edits)
     scenes = list(storyboard.scenes)
     ids = [s.id for s in scenes]
@@ -147,9 +158,11 @@ def apply_edits(
             raise EditError(_unknown("drop", scene_id, ids))
     scenes = [s for s in scenes if s.id not in set(changes.drop)]
 
+    _check_scene_count(len(scenes) + len(changes.append), max_scenes)
     taken = {s.id for s in scenes} | set(changes.drop)
+    free_ids = _free_ids(taken)
     for n, new in enumerate(changes.append, start=1):
-        new_id = new.id or _next_id(taken)
+        new_id = new.id or next(free_ids)
         if new_id in taken:
             raise EditError(f"invalid edits: append[{n - 1}].id {new_id!r} is already used by another scene")
         taken.add(new_id)
@@ -178,8 +191,28 @@ def apply_edits(
 
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
+    total_s = sum(s.hint_s for s in scenes)
+    if max_duration_s is not None and total_s > max_duration_s:
+        raise EditError(f"invalid edits: the video would last about {total_s:,.0f} s, more than "
+                        f"storyboard.max_duration_s ({max_duration_s:g} s); shorten or drop scenes, or raise it")
     top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)
     return storyboard.model_copy(update={**top, "scenes": scenes})
+
+
+class _EditsLoader(yaml.SafeLoader):
+    """Safe YAML without aliases: ``*name`` repeats a node, and repeats of repeats grow exponentially.
+
+    Nine levels of nine aliases (a file of a few hundred bytes) stand for billions of items; edits
+    never need them, so the first alias is refused before anything is built.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            mark = event.start_mark
+            raise EditError(f"edits may not use YAML aliases (*{str(event.anchor)[:40]} at line {mark.line + 1}, "
+                            f"column {mark.column + 1}); write each value out")
+        return super().compose_node(parent, index)
 
 
 def _load_text(text: str) -> Any:
@@ -190,7 +223,7 @@ def _load_text(text: str) -> Any:
         except json.JSONDecodeError as exc:
             raise EditError(f"edits are not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_EditsLoader)  # noqa: S506 - a SafeLoader that also refuses aliases
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -199,21 +232,43 @@ def _load_text(text: str) -> Any:
 
 def _describe(error: ValidationError) -> str:
     parts = []
-    for item in error.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "edits"
+    problems = error.errors(include_url=False)
+    for item in problems[:_MAX_PROBLEMS]:
+        key = ".".join(str(p) for p in item["loc"])[:_QUOTE_CHARS] or "edits"
         if item["type"] == "extra_forbidden":
             parts.append(f"unknown key {key!r}")
         else:
-            parts.append(f"{key!r} {item['msg'].lower()} (got {item.get('input')!r:.60})")
+            parts.append(f"{key!r} {item['msg'].lower()} (got {_quote(item.get('input'))})")
+    if len(problems) > _MAX_PROBLEMS:
+        parts.append(f"and {len(problems) - _MAX_PROBLEMS} more")
     return "; ".join(parts)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = _QUOTE_CHARS
+
+
+def _quote(value: Any) -> str:
+    """A short repr of ``value`` whose cost is bounded whatever its size (never the whole repr, then cut)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= _QUOTE_CHARS else text[: _QUOTE_CHARS - 3] + "..."
 
 
 def _unknown(key: str, scene_id: str, ids: list[str]) -> str:
     return f"invalid edits: {key} names scene {scene_id!r}, which does not exist; scenes are {', '.join(ids)}"
 
 
-def _next_id(taken: set[str]) -> str:
-    n = 1
-    while f"a{n}" in taken:
+def _check_scene_count(count: int, max_scenes: int | None) -> None:
+    if max_scenes is not None and count > max_scenes:
+        raise EditError(f"invalid edits: they make {count:,} scenes, and a video has at most {max_scenes} "
+                        "(storyboard.max_scenes, up to 60); drop scenes or append fewer")
+
+
+def _free_ids(taken: set[str]) -> Iterator[str]:
+    """a1, a2, ... skipping ids in ``taken`` (read as it grows): linear in the ids handed out and skipped."""
+    n = 0
+    while True:
         n += 1
-    return f"a{n}"
+        if f"a{n}" not in taken:
+            yield f"a{n}"

@@ -8,7 +8,8 @@ from urllib.parse import urljoin, urlsplit
 import trafilatura
 from lxml import etree
 
-from tasks.errors import ExtractionError
+from tasks.errors import ExtractionError, FetchError
+from tasks.fetch import local_picture_path, picture_folder
 from tasks.models import Article
 
 # Blocks of trafilatura's XML that hold prose; `code` and tables are never narrated.
@@ -142,7 +143,15 @@ def _absolute(src: str | None, base: str | None) -> str | None:
     src = src.strip()
     if base and not urlsplit(src).scheme:
         src = urljoin(base, src)
-    return src if urlsplit(src).scheme in ("http", "https", "file") else None
+    scheme = urlsplit(src).scheme
+    if scheme == "file":
+        # A web page never names this machine's files; a local page only those in its own folder.
+        try:
+            local_picture_path(src, picture_folder(base))
+        except FetchError:
+            return None
+        return src
+    return src if scheme in ("http", "https") else None
 
 
 def _host(url: str | None) -> str | None:

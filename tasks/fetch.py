@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import ssl
+import stat
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -370,21 +371,60 @@ def _read_local(url: str, target: str, options: FetchOptions) -> Page:
         )
     path = _local_path(target)
     try:
-        if path.stat().st_size > options.max_bytes:
-            raise _too_big(str(path), options)
-        with path.open("rb") as handle:
-            data = handle.read(options.max_bytes + 1)
+        data = read_regular_file(path, options, lambda: _too_big(str(path), options))
     except FileNotFoundError as exc:
         raise FetchError(f"no such file: {path}; for a web page give the full URL with https://") from exc
     except OSError as exc:
         raise FetchError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > options.max_bytes:
-        raise _too_big(str(path), options)
     guessed = mimetypes.guess_type(path.name)[0]
     mime = guessed if guessed in HTML_TYPES else None
     if mime is None and data.strip() and not _looks_like_html(data):
         raise FetchError(f"{path} is {guessed or 'not recognised'}, not an HTML page; give a saved web page")
     return _make_page(url, path.resolve().as_uri(), 200, mime, None, data)
+
+
+def read_regular_file(path: Path, options: FetchOptions, too_big: Callable[[], FetchError]) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``options.max_bytes``, within ``options.timeout_s``.
+
+    A FIFO, a device or a socket would block ``open()`` or ``read()`` for as long as its writer
+    likes (``/dev/stdin``, a named pipe); they are refused before opening. The file is opened
+    without blocking and checked again once open, so one swapped in meanwhile is refused too.
+    Raises FetchError, or OSError (FileNotFoundError included) for the caller to word.
+    """
+    deadline = time.monotonic() + options.timeout_s
+    before = os.stat(path)
+    _require_regular(path, before.st_mode)
+    if before.st_size > options.max_bytes:
+        raise too_big()
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        after = os.fstat(fd)
+        _require_regular(path, after.st_mode)
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+            raise FetchError(f"{path} changed while it was being opened; try again")
+        body = bytearray()
+        while len(body) <= options.max_bytes:
+            if time.monotonic() > deadline:
+                raise FetchError(f"timed out after {options.timeout_s:g} s reading {path}; raise fetch.timeout_s",
+                                 transient=True)
+            piece = os.read(fd, min(_PIECE, options.max_bytes + 1 - len(body)))
+            if not piece:
+                break
+            body += piece
+    finally:
+        os.close(fd)
+    if len(body) > options.max_bytes:
+        raise too_big()
+    return bytes(body)
+
+
+def _require_regular(path: Path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    raise FetchError(f"{path} is {kind}, not a regular file; pagereel reads only regular files")
 
 
 def _local_path(target: str) -> Path:
@@ -394,6 +434,58 @@ def _local_path(target: str) -> Path:
     if parts.netloc not in ("", "localhost"):
         raise FetchError(f"{target} names another machine; file:// URLs must name a local file")
     return Path(url2pathname(parts.path))
+
+
+def local_page_path(url: str) -> Path | None:
+    """The path a local page ``url`` (file:// or a path) names; None for an http(s) or other URL."""
+    target = url.strip()
+    scheme = urlsplit(target).scheme.lower()
+    if scheme and scheme != "file" and not (os.name == "nt" and len(scheme) == 1):
+        return None
+    try:
+        return _local_path(target)
+    except FetchError:
+        return None
+
+
+def picture_folder(page_url: str | None) -> Path | None:
+    """The only folder a page's local pictures may come from: a local page's own (symlinks resolved).
+
+    None for a page fetched over http(s), or none at all: a web page never gets this machine's files.
+    """
+    if not page_url:
+        return None
+    scheme = urlsplit(page_url).scheme.lower()
+    if scheme != "file" and not (os.name == "nt" and len(scheme) == 1) and scheme:
+        return None
+    try:
+        return Path(os.path.realpath(_local_path(page_url))).parent
+    except (FetchError, OSError, ValueError):
+        return None
+
+
+def local_picture_path(url: str, folder: str | Path | None) -> Path:
+    """Where the local picture ``url`` lies, if a page whose pictures live in ``folder`` may show it.
+
+    Raises FetchError for a web page's local picture (``folder`` None), a ``file:`` URL with a query
+    or fragment (``file:///dev/stdin?x.png`` only looks like a picture), ``..`` in the path, and a
+    path outside ``folder`` once symlinks are resolved. The file itself is checked when it is read.
+    """
+    shown = url if len(url) <= 200 else url[:200] + "..."
+    if folder is None:
+        raise FetchError(f"refusing the local picture {shown}: pictures on this machine are shown only for a "
+                         "local page, from that page's own folder")
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "file" and (parts.query or parts.fragment or "?" in url or "#" in url):
+        raise FetchError(f"refusing the local picture {shown}: a file:// picture has no query or fragment")
+    path = _local_path(url)
+    if ".." in path.parts:
+        raise FetchError(f"refusing the local picture {shown}: '..' is not followed out of the page's folder")
+    root = Path(os.path.realpath(folder))
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(root):
+        raise FetchError(f"refusing the local picture {shown}: it lies outside the page's folder {root}")
+    return real
 
 
 # --------------------------------------------------------------------------- bytes to text

@@ -21,13 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ConfigurationError, FetchError
 from tasks.fetch import (
-    _local_path,
     _parse_content_type,
     _status_error,
     guarded_get,
+    local_picture_path,
+    picture_folder,
     read_body,
+    read_regular_file,
 )
-from tasks.models import FetchOptions
+from tasks.models import FetchOptions, Storyboard
 
 logger = logging.getLogger("pagereel.images")
 
@@ -79,10 +81,13 @@ class Picture(BaseModel):
 
 
 def fetch_picture(
-    url: str, options: FetchOptions | None = None, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
+    url: str, options: FetchOptions | None = None, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+    folder: str | None = None,
 ) -> Picture:
     """Fetch and decode the image at ``url`` (http, https, file:// or a local path), at most ``max_side`` a side.
 
+    A local picture is read only from ``folder`` (the local page's own, see ``tasks.fetch.picture_folder``),
+    and only if it is a regular file there; with ``folder`` None every local picture is refused.
     Raises FetchError: ``transient`` for timeouts, 429, 5xx and dropped connections; permanent for
     anything a retry cannot fix (4xx, refused schemes or hosts, too many bytes or pixels, not an image).
     """
@@ -96,7 +101,7 @@ def fetch_picture(
     if scheme in ("http", "https"):
         data, source = _download(target, options)
     elif scheme == "file" or not scheme or (os.name == "nt" and len(scheme) == 1):
-        data, source = _read_local(target, options)
+        data, source = _read_local(target, options, folder)
     elif scheme == "data":
         raise FetchError(f"inline data: pictures are not used ({target[:40]}...); give the picture's http(s) URL")
     else:
@@ -105,19 +110,44 @@ def fetch_picture(
 
 
 def fetch_picture_or_none(
-    url: str, options: FetchOptions | None = None, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS
+    url: str, options: FetchOptions | None = None, *, max_side: int = MAX_SIDE, max_pixels: int = MAX_PIXELS,
+    folder: str | None = None,
 ) -> Picture | None:
     """fetch_picture, but a permanent failure logs one warning and gives None (the scene gets a themed backdrop).
 
     Transient failures still raise, so the task around this call can retry them.
     """
     try:
-        return fetch_picture(url, options, max_side=max_side, max_pixels=max_pixels)
+        return fetch_picture(url, options, max_side=max_side, max_pixels=max_pixels, folder=folder)
     except FetchError as exc:
         if exc.transient:
             raise
         logger.warning("leaving out picture %s: %s", url, exc)
         return None
+
+
+def without_refused_pictures(storyboard: Storyboard, options: FetchOptions) -> Storyboard:
+    """The storyboard with every picture these options refuse for its page taken out, one warning each.
+
+    What the storyboard names is what the video may show: a web page's (or an edit's) ``file:``
+    picture never reaches storyboard.json, the renderer or the thumbnail.
+    """
+    scenes = []
+    for scene in storyboard.scenes:
+        if scene.image and not options.picture_allowed(scene.image, storyboard.source_url):
+            logger.warning("leaving out picture %.200s of scene %s: not allowed for this page", scene.image, scene.id)
+            scene = scene.model_copy(update={"image": None})
+        scenes.append(scene)
+    return storyboard.model_copy(update={"scenes": scenes})
+
+
+def picture_source_folder(url: str, page_url: str | None) -> str | None:
+    """The folder fetch_picture may read ``url`` from: the local page's own for a local picture, else None."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    folder = picture_folder(page_url)
+    return str(folder) if folder is not None else None
 
 
 # --------------------------------------------------------------------------- bytes in
@@ -141,22 +171,19 @@ def _read_body(response: httpx.Response, deadline: float, options: FetchOptions)
     return read_body(response, deadline, options, lambda: _too_big(final, options))
 
 
-def _read_local(target: str, options: FetchOptions) -> tuple[bytes, str]:
+def _read_local(target: str, options: FetchOptions, folder: str | None) -> tuple[bytes, str]:
     if not options.allow_local_files:
         raise FetchError(
             f"reading local files is turned off ({target}); set fetch.allow_local_files = true "
             "(or PAGEREEL_FETCH__ALLOW_LOCAL_FILES=1) or give an http(s) URL"
         )
-    path = _local_path(target)
+    path = local_picture_path(target, folder)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(options.max_bytes + 1)
+        data = read_regular_file(path, options, lambda: _too_big(str(path), options))
     except FileNotFoundError as exc:
         raise FetchError(f"no such picture file on host {socket.gethostname()!r}: {path}") from exc
     except OSError as exc:
         raise FetchError(f"cannot read {path} on host {socket.gethostname()!r}: {exc.strerror or exc}") from exc
-    if len(data) > options.max_bytes:
-        raise _too_big(str(path), options)
     return data, str(path)
 
 

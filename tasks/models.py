@@ -16,6 +16,9 @@ RunnerKind = Literal["thread", "process", "dask", "ray"]
 RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
 SceneKind = Literal["title", "body", "closing"]
 
+#: Longest narration of one scene, in characters (about five minutes of speech).
+NARRATION_MAX_CHARS = 5000
+
 #: Colour themes a storyboard may ask for; the renderer maps each name to its palette.
 THEMES: tuple[str, ...] = ("midnight", "paper", "sunrise", "forest")
 
@@ -57,13 +60,25 @@ class FetchOptions(_Frozen):
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a fetched page is reused from the cache.")
 
 
-    def picture_allowed(self, url: str) -> bool:
-        """Whether a scene's picture at ``url`` may be downloaded under these options."""
+    def picture_allowed(self, url: str, page_url: str | None = None) -> bool:
+        """Whether a scene's picture at ``url`` may be fetched for the page at ``page_url`` under these options.
+
+        A local picture (file:// or a path) only for a local page, from inside that page's own folder.
+        """
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        if parts.scheme == "file" or not parts.scheme:
+        if parts.scheme.lower() == "file" or not parts.scheme:
+            from tasks.errors import FetchError
+            from tasks.fetch import local_picture_path, picture_folder
+
+            try:
+                local_picture_path(url, picture_folder(page_url))
+            except FetchError:
+                return False
             return self.allow_local_files
+        if parts.scheme.lower() not in ("http", "https"):
+            return False
         return self.image_hosts is None or (parts.hostname or "") in self.image_hosts
 
 
@@ -71,7 +86,10 @@ class StoryboardOptions(_Frozen):
     """How the script is cut: length, pacing and language."""
 
     target_duration_s: float = Field(60.0, ge=10, le=3600, description="Wanted video length in seconds.")
-    max_scenes: int = Field(12, ge=4, le=60, description="Most scenes, title and closing included.")
+    max_scenes: int = Field(12, ge=4, le=60, description="Most scenes, title and closing included (edits too).")
+    max_duration_s: float = Field(
+        3600.0, ge=10, le=4 * 3600, description="Longest video, edits included; longer edits are refused."
+    )
     min_scenes: int = Field(4, ge=3, le=60, description="Fewest scenes, title and closing included.")
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
@@ -159,7 +177,7 @@ class Scene(_Frozen):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
     kind: SceneKind = "body"
-    narration: str = Field(min_length=1, max_length=5000)
+    narration: str = Field(min_length=1, max_length=NARRATION_MAX_CHARS)
     caption: str = Field("", max_length=120)
     image: str | None = None
     hint_s: float = Field(gt=0, le=600, description="Expected duration, from the narration length.")

@@ -7,6 +7,7 @@ A title scene opens the video and a closing scene names the source. Deterministi
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from urllib.parse import urlsplit
 
 from kernels.textrank import rank_sentences
 from tasks.errors import ExtractionError
-from tasks.models import Article, Scene, Storyboard, StoryboardOptions
-from tasks.text import TERMINAL, WORD, count_words, estimate_seconds, is_stopword, split_sentences, tokenize
+from tasks.models import NARRATION_MAX_CHARS, Article, Scene, Storyboard, StoryboardOptions
+from tasks.text import TERMINAL, WORD, clip, count_words, estimate_seconds, is_stopword, split_sentences, tokenize
+
+logger = logging.getLogger("pagereel.suggest")
 
 MIN_SENTENCEWORDS = 5
 MAX_SENTENCEWORDS = 70
@@ -23,6 +26,13 @@ CAPTION_MAXWORDS = 6
 CAPTION_MAX_CHARS = 48
 WORDS_PER_SCENE = 30
 IMAGE_REACH = 3  # paragraphs an image may sit away from the scene it illustrates
+#: Longest title, byline and site name used (as an edited title may be); pages may carry far longer ones.
+TITLE_MAX_CHARS = 300
+NAME_MAX_CHARS = 120
+#: Sentences longer than this are not narration (a run-on list, a table flattened into text).
+MAX_SENTENCE_CHARS = 1000
+#: Scenes are planned to fill at most this share of a narration, so uneven groups still fit.
+_SCENE_FILL = 0.8
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,12 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
 
     scores = _scores(sentences)
     picked = _pick(sentences, scores, budget, min_body)
-    groups = _group(picked, sentences, min_body, max_body)
+    planned = _group(picked, sentences, min_body, max_body)
+    groups = [_within_limit(g, sentences, scores) for g in planned]
+    left_out = sum(len(g) for g in planned) - sum(len(g) for g in groups)
+    if left_out:
+        logger.warning("left out %d sentences that would make a scene narrate more than %d characters; raise "
+                       "storyboard.max_scenes for a longer video", left_out, NARRATION_MAX_CHARS)
 
     weights = _token_weights(sentences)
     images = _ImagePicker(article)
@@ -69,7 +84,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
         )
     title_scene = title_scene.model_copy(update={"image": images.lead()})
     return Storyboard(
-        title=article.title,
+        title=clip(article.title, TITLE_MAX_CHARS),
         source_url=article.source_url,
         lang=(options.language or article.lang or "en"),
         scenes=[title_scene, *body, closing_scene],
@@ -101,7 +116,8 @@ def _sentences(article: Article) -> list[_Sentence]:
         for text in split_sentences(paragraph):
             words = count_words(text)
             # Headings, datelines and captions have no closing punctuation: they are not narration.
-            if MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and TERMINAL.search(text):
+            if (MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and len(text) <= MAX_SENTENCE_CHARS
+                    and TERMINAL.search(text)):
                 out.append(_Sentence(text, p, words, tuple(tokenize(text))))
     return out
 
@@ -136,7 +152,10 @@ def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_bod
     """Split the picked sentences, in order, into scenes of about equal word counts."""
     words = [sentences[i].words for i in picked]
     total = sum(words)
-    wanted = min(max(min_body, round(total / WORDS_PER_SCENE)), max_body, len(picked))
+    # Enough scenes that each narration fits (a long video at a long target), as far as max_body allows.
+    chars = sum(len(sentences[i].text) + 1 for i in picked)
+    by_chars = math.ceil(chars / (NARRATION_MAX_CHARS * _SCENE_FILL))
+    wanted = min(max(min_body, round(total / WORDS_PER_SCENE), by_chars), max_body, len(picked))
     groups: list[list[int]] = [[] for _ in range(wanted)]
     g = 0
     done = 0
@@ -149,6 +168,20 @@ def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_bod
         groups[g].append(i)
         done += w
     return groups
+
+
+def _within_limit(group: list[int], sentences: list[_Sentence], scores: list[float]) -> list[int]:
+    """The group, less its weakest sentences until its narration fits in one scene (in article order)."""
+    kept = list(group)
+    length = sum(len(sentences[i].text) + 1 for i in kept) - 1
+    if length <= NARRATION_MAX_CHARS:
+        return kept
+    for i in sorted(group, key=lambda i: (scores[i], -i)):
+        if length <= NARRATION_MAX_CHARS or len(kept) == 1:
+            break
+        kept.remove(i)
+        length -= len(sentences[i].text) + 1
+    return kept
 
 
 def _token_weights(sentences: list[_Sentence]) -> dict[str, float]:
@@ -181,8 +214,10 @@ def _runs(text: str) -> list[list[str]]:
 
 
 def _title_scene(article: Article, wpm: float) -> Scene:
-    narration = article.title if TERMINAL.search(article.title) else f"{article.title}."
-    caption = f"By {article.byline}" if article.byline else (article.site_name or "")
+    title = clip(article.title, TITLE_MAX_CHARS)
+    narration = title if TERMINAL.search(title) else f"{title}."
+    byline, site_name = _names(article)
+    caption = f"By {byline}" if byline else (site_name or "")
     return Scene(
         id="title",
         kind="title",
@@ -192,12 +227,19 @@ def _title_scene(article: Article, wpm: float) -> Scene:
     )
 
 
+def _names(article: Article) -> tuple[str | None, str | None]:
+    """The byline and site name, each cut to a length a caption and a sentence can hold."""
+    return (clip(article.byline, NAME_MAX_CHARS) if article.byline else None,
+            clip(article.site_name, NAME_MAX_CHARS) if article.site_name else None)
+
+
 def _closing_scene(article: Article, wpm: float) -> Scene:
-    site = article.site_name or (urlsplit(article.source_url).hostname if article.source_url else None)
-    source = f"an article on {site}" if site else "an article from the web"
-    by = f" by {article.byline}" if article.byline else ""
-    narration = f"This video is based on {source}{by}. Read the full story at the source."
+    byline, site_name = _names(article)
     host = urlsplit(article.source_url).hostname if article.source_url else None
+    site = site_name or (clip(host, NAME_MAX_CHARS) if host else None)
+    source = f"an article on {site}" if site else "an article from the web"
+    by = f" by {byline}" if byline else ""
+    narration = f"This video is based on {source}{by}. Read the full story at the source."
     return Scene(
         id="closing",
         kind="closing",

@@ -63,3 +63,13 @@ def tokenize(text: str) -> list[str]:
 def count_words(text: str) -> int:
     """Number of words in ``text``."""
     return len(WORD.findall(text))
+
+
+def clip(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters at a word boundary, with an ellipsis if it was cut."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 1]
+    if " " in cut[max_chars // 2 :]:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:-") + "…"

@@ -18,11 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tasks.models import FetchOptions
+
+if TYPE_CHECKING:
+    import redis
+
+    from tests.reliability.helpers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The project's own test pages: every core behaviour is tested on these.
@@ -341,6 +347,42 @@ def http_server() -> Iterator[HttpServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """The session's own redis-server on a free port, started once; never the machine's Redis on 6379.
+
+    Where redis-server is not installed, every test that needs it is skipped with that one line.
+    """
+    from tests.reliability.helpers import PrivateRedis
+
+    server = PrivateRedis(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def empty_redis(redis_server: PrivateRedis) -> Iterator[redis.Redis]:
+    """A client of database 0 of the session's redis-server, empty when the test starts and when it ends."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, db=0)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def redis_url(client: redis.Redis) -> str:
+    """The redis:// URL of the database ``client`` talks to."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs.get('db', 0)}"
 
 
 @pytest.fixture

@@ -363,13 +363,15 @@ def test_local_path_and_file_url(tmp_path: Path, options) -> None:
     path = tmp_path / "local picture.png"
     _noise((33, 21)).save(path)
     for given in (str(path), path.as_uri()):
-        picture = fetch_picture(given, options)
+        picture = fetch_picture(given, options, folder=str(tmp_path))
         assert picture.url == given and (picture.width, picture.height) == (33, 21)
     with pytest.raises(FetchError, match="allow_local_files") as info:
-        fetch_picture(path.as_uri(), FetchOptions(allow_local_files=False))
+        fetch_picture(path.as_uri(), FetchOptions(allow_local_files=False), folder=str(tmp_path))
     assert not info.value.transient
-    _refused(str(tmp_path / "nope.png"), options, "no such picture file")
-    _refused(str(path), FetchOptions(max_bytes=1000), "larger than 1,000 bytes")
+    with pytest.raises(FetchError, match="no such picture file"):
+        fetch_picture(str(tmp_path / "nope.png"), options, folder=str(tmp_path))
+    with pytest.raises(FetchError, match="larger than 1,000 bytes"):
+        fetch_picture(str(path), FetchOptions(max_bytes=1000), folder=str(tmp_path))
 
 
 def test_picture_round_trips_through_json(pictures, options) -> None:

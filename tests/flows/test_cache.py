@@ -25,24 +25,11 @@ from prefect_redis import RedisDatabase
 from flows import cache
 from flows.settings import Settings, load_settings
 from tasks.stages import fetch_page_task
+from tests.conftest import redis_url
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 11  # a database no one else on this machine uses; flushed before and after each test
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis(db=REDIS_DB, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
-needs_redis = pytest.mark.skipif(not _redis_up(), reason="no Redis server at 127.0.0.1:6379")
-
-
 @pytest.fixture(autouse=True)
 def _fresh_probes() -> Iterator[None]:
     cache.reset_probes()
@@ -51,20 +38,15 @@ def _fresh_probes() -> Iterator[None]:
 
 
 @pytest.fixture
-def redis_db() -> Iterator[redis.Redis]:
-    client = redis.Redis(db=REDIS_DB)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
+def redis_db(empty_redis: redis.Redis) -> redis.Redis:
+    """An empty database of the session's own redis-server (tests/conftest.py)."""
+    return empty_redis
 
 
 @pytest.fixture
 def redis_settings(prefect_api: str, pagereel_env: Path, redis_db: redis.Redis,
                    monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", redis_url(redis_db))
     return load_settings()
 
 
@@ -128,13 +110,13 @@ def test_local_folder_by_default(prefect_api: str, pagereel_env: Path) -> None:
 # --------------------------------------------------------------------------- Redis
 
 
-@needs_redis
 def test_results_land_in_redis_as_json(redis_settings: Settings, redis_db: redis.Redis) -> None:
     store = cache.cache_store(redis_settings)
     assert store.backend == cache.cache_backend(redis_settings) == "redis"
     assert isinstance(store.storage, RedisDatabase) and store.storage._block_document_id is not None
-    assert (store.storage.host, store.storage.port, store.storage.db) == ("127.0.0.1", 6379, REDIS_DB)
-    assert store.where == f"127.0.0.1:6379/{REDIS_DB}"
+    port = redis_db.connection_pool.connection_kwargs["port"]
+    assert (store.storage.host, store.storage.port, store.storage.db) == ("127.0.0.1", port, 0)
+    assert store.where == f"127.0.0.1:{port}/0"
 
     first, second, key = _run_twice(redis_settings, 12)
     assert (first, second) == ("Completed", "Cached")
@@ -173,7 +155,6 @@ _SECOND_PROCESS = textwrap.dedent(
 )
 
 
-@needs_redis
 def test_second_process_reuses_redis_results(redis_settings: Settings, prefect_api: str, tmp_path: Path) -> None:
     _run_twice(redis_settings, 21)
     script = tmp_path / "second_process.py"
@@ -188,7 +169,6 @@ def test_second_process_reuses_redis_results(redis_settings: Settings, prefect_a
     assert result == {"x": 21, "square": 441}
 
 
-@needs_redis
 def test_clear_cache_removes_only_result_records(redis_settings: Settings, redis_db: redis.Redis) -> None:
     keys = {_run_twice(redis_settings, x)[2] for x in (1, 2, 3)}
     redis_db.set("someone-else:key", b"not ours")
@@ -204,7 +184,6 @@ def test_clear_cache_removes_only_result_records(redis_settings: Settings, redis
     assert _run_twice(redis_settings, 1)[:2] == ("Completed", "Cached")
 
 
-@needs_redis
 def test_clear_cache_for_one_url(redis_settings: Settings, redis_db: redis.Redis, http_server) -> None:
     storage = cache.result_storage(redis_settings)
     fetch = fetch_page_task.with_options(result_storage=storage, retries=0)
@@ -228,7 +207,6 @@ def test_clear_cache_for_one_url(redis_settings: Settings, redis_db: redis.Redis
     assert cache.clear_cache(redis_settings, urls[0]) == 1  # the index is gone; the page key is still computed
 
 
-@needs_redis
 def test_concurrent_runs_compute_once_with_redis_locks(redis_settings: Settings, redis_db: redis.Redis) -> None:
     storage = cache.result_storage(redis_settings)
 
@@ -253,7 +231,6 @@ def test_concurrent_runs_compute_once_with_redis_locks(redis_settings: Settings,
     assert not redis_db.keys("lock:*")  # released
 
 
-@needs_redis
 def test_locks_expire_so_a_killed_run_cannot_block_others(redis_settings: Settings, redis_db: redis.Redis) -> None:
     manager = cache.cache_store(redis_settings).lock_manager
     assert manager.acquire_lock("k1", holder="run-a")

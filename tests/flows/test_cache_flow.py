@@ -8,23 +8,20 @@ from typer.testing import CliRunner
 
 from flows.__main__ import app as flows_app
 from flows.video_flow import run_video
+from tests.conftest import redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
-DB = 13
 
 
 @pytest.fixture
-def redis_cache(monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
-    client = redis.Redis(host="127.0.0.1", port=6379, db=DB)
-    client.flushdb()
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", f"redis://127.0.0.1:6379/{DB}")
+def redis_cache(empty_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> redis.Redis:
+    client = empty_redis  # the session's own redis-server (tests/conftest.py), never the machine's
+    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", redis_url(client))
     monkeypatch.setenv("PAGEREEL_RENDER__RESOLUTION", "96")
     monkeypatch.setenv("PAGEREEL_RENDER__FPS", "8")
     monkeypatch.setenv("PAGEREEL_RENDER__PRESET", "ultrafast")
     monkeypatch.setenv("PAGEREEL_STORYBOARD__TARGET_DURATION_S", "15")
-    yield client
-    client.flushdb()
-    client.close()
+    return client
 
 
 def test_video_results_live_in_redis_and_are_reused(http_server, redis_cache: redis.Redis, tmp_path) -> None:

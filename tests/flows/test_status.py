@@ -14,20 +14,11 @@ import redis
 
 from flows.settings import load_settings
 from flows.status import PROBE_TIMEOUT_S, get_status
+from tests.conftest import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = {"prefect", "dask", "ray", "redis", "numba", "prometheus", "optuna"}
 FIELDS = {"name", "installed", "version", "live", "state", "falls_back_to"}
-REDIS_URL = "redis://127.0.0.1:6379/11"
-
-
-def _redis_up() -> bool:
-    try:
-        return bool(redis.Redis(db=11, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
-
-
 def _closed_port() -> int:
     import socket
 
@@ -53,12 +44,13 @@ def test_status_lists_every_backend(pagereel_env: Path) -> None:
     assert status["dask"]["installed"] and status["dask"]["falls_back_to"] == "thread runner"
 
 
-@pytest.mark.skipif(not _redis_up(), reason="no Redis server at 127.0.0.1:6379")
-def test_status_finds_the_real_redis(pagereel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", REDIS_URL)
+def test_status_finds_a_real_redis(pagereel_env: Path, empty_redis: redis.Redis,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", redis_url(empty_redis))
     row = get_status(load_settings())["redis"]
-    server = redis.Redis(db=11).info("server")["redis_version"]
-    assert row["live"] and row["state"] == f"reachable at 127.0.0.1:6379/11, server {server}"
+    server = empty_redis.info("server")["redis_version"]
+    port = empty_redis.connection_pool.connection_kwargs["port"]
+    assert row["live"] and row["state"] == f"reachable at 127.0.0.1:{port}/0, server {server}"
 
 
 def test_status_is_quick_when_servers_are_down(pagereel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,9 +16,9 @@ from flows.settings import load_settings
 from flows.tune_flow import _render, choose, luma_frames, mean_ssim, reference_clip, run_tune
 from flows.video_flow import app as video_app
 from tasks.errors import ConfigurationError, PagereelError
+from tests.conftest import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_DB = 12
 
 
 @pytest.fixture
@@ -63,13 +63,10 @@ def test_tuning_writes_a_profile_whose_video_meets_the_floor(small_tuning: Path,
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("prefect_api")
-def test_study_in_a_redis_journal(small_tuning: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = redis.Redis(db=REDIS_DB, socket_connect_timeout=1)
-    try:
-        client.flushdb()
-    except (redis.RedisError, OSError):
-        pytest.skip("the shared Redis at 127.0.0.1:6379 is not running")
-    url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+def test_study_in_a_redis_journal(small_tuning: Path, empty_redis: redis.Redis,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    client = empty_redis  # the session's own redis-server (tests/conftest.py)
+    url = redis_url(client)
     monkeypatch.setenv("PAGEREEL_TUNING__STORAGE", url)
     monkeypatch.setenv("PAGEREEL_TUNING__STUDY_NAME", "journal-test")
     try:
@@ -140,4 +137,4 @@ def test_unknown_or_broken_profiles_are_refused_clearly(pagereel_env: Path) -> N
 
 def test_storage_passwords_never_reach_the_profile() -> None:
     assert redacted("postgresql://tuner:s3cret@db:5432/optuna") == "postgresql://tuner:***@db:5432/optuna"
-    assert redacted("redis://127.0.0.1:6379/12") == "redis://127.0.0.1:6379/12"
+    assert redacted("redis://127.0.0.1:6400/12") == "redis://127.0.0.1:6400/12"

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from flows import cache
+from tests.conftest import redis_url
 from tests.flows.conftest import pagereel_env  # noqa: F401 - a fixture, found by name
 from tests.reliability.helpers import PrivateRedis
 
@@ -42,26 +43,15 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         server.stop()
 
 
-#: The Redis database of the reliability tests on the shared server: flushed before and after each test.
-REDIS_DB = 13
-
-
 @pytest.fixture
-def redis_db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
-    """A client of an empty :data:`REDIS_DB`, set as this test's result cache (``PAGEREEL_CACHE__REDIS_URL``)."""
+def redis_db(request: pytest.FixtureRequest, empty_redis: redis.Redis,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """An empty database of the session's own redis-server, set as this test's result cache."""
     request.getfixturevalue("pagereel_env")  # first: it clears every PAGEREEL_* variable
-    client = redis.Redis(db=REDIS_DB)
+    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", redis_url(empty_redis))
     try:
-        client.ping()
-    except (redis.RedisError, OSError):
-        pytest.skip("no Redis server at 127.0.0.1:6379")
-    client.flushdb()
-    monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", f"redis://127.0.0.1:6379/{REDIS_DB}")
-    try:
-        yield client
+        yield empty_redis
     finally:
-        client.flushdb()
-        client.close()
         cache.reset_probes()
 
 

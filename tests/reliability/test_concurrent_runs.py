@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.reliability.conftest import PYTHON, REDIS_DB, cli_env
+from tests.conftest import redis_url
+from tests.reliability.conftest import PYTHON, cli_env
 from tests.reliability.helpers import ARTICLE, SMALL_VIDEO, assert_valid_video, render_states
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
@@ -23,7 +24,7 @@ RACE_VIDEO = {"PAGEREEL_RENDER__RESOLUTION": "360", "PAGEREEL_RENDER__FPS": "24"
 def shared_redis(pagereel_env: Path, redis_db: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in {**SMALL_VIDEO, **RACE_VIDEO}.items():
         monkeypatch.setenv(name, value)
-    return f"redis://127.0.0.1:6379/{REDIS_DB}"
+    return redis_url(redis_db)
 
 
 def test_two_runs_at_once_render_each_scene_once(http_server, shared_redis: str, pagereel_env: Path,
