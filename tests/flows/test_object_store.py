@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
+import httpx
 import pytest
 
 from flows.outputs import OUTPUT_NAMES
@@ -46,6 +47,7 @@ def s3(monkeypatch: pytest.MonkeyPatch, pagereel_env: Path) -> Iterator[s3fs.S3F
     for name, value in {"AWS_ACCESS_KEY_ID": "pagereel", "AWS_SECRET_ACCESS_KEY": "pagereel-secret",
                         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
         monkeypatch.setenv(name, value)
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()  # moto keeps buckets per process
     fs = s3fs.S3FileSystem(endpoint_url=endpoint, skip_instance_cache=True)
     fs.mkdir(BUCKET)
     try:
