@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,10 @@ def _cluster(workers: int, folder: Path) -> tuple[str, list[subprocess.Popen[byt
     """A scheduler and ``workers`` single-threaded worker processes, each its own command; the address."""
     dask = str(Path(sys.executable).with_name("dask"))
     scheduler_file = folder / "scheduler.json"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    # Workers unpickle this module's warm-up by name: they need the repository on their path.
+    root = str(_HERE.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
                                "--scheduler-file", str(scheduler_file)], **quiet)]
     for n in range(workers):
