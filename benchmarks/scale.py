@@ -89,8 +89,10 @@ def _timed_runs(runs: list[dict], t0: list[float]) -> Iterator[None]:
     def timed(url: str, **kwargs: object) -> object:
         start = time.perf_counter() - t0[0]
         state = plain(url, **kwargs)
-        runs.append({"url": url.rsplit("/", 1)[-1], "start_s": start, "end_s": time.perf_counter() - t0[0],
-                     "stages": dict(state.metrics.stage_seconds), "cpu_s": state.metrics.cpu_seconds})
+        flow_start = state.started_at.timestamp() - t0[1] if state.started_at else start  # inside the flow run
+        runs.append({"url": url.rsplit("/", 1)[-1], "start_s": start, "flow_start_s": flow_start,
+                     "end_s": time.perf_counter() - t0[0], "stages": dict(state.metrics.stage_seconds),
+                     "cpu_s": state.metrics.cpu_seconds})
         return state
 
     batch.run_video = timed
@@ -107,18 +109,20 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     from flows.batch_flow import run_batch
 
     runs: list[dict] = []
-    t0 = [0.0]
+    t0 = [0.0, 0.0]  # the batch's start: perf_counter, and wall-clock time
     with _timed_runs(runs, t0), tempfile.TemporaryDirectory(prefix="pagereel-dask-") as tmp:
         address, procs = _cluster(workers, Path(tmp))
         try:
             with Client(address, timeout=60) as client:
                 client.wait_for_workers(workers, timeout=120)
                 client.run(_warm)
+                client.get_task_stream(start=time.time())  # the first call installs the scheduler's recorder
                 overrides = {"runner": {"kind": "dask", "address": address},
                              "storyboard": {"target_duration_s": duration}, **(overrides or {})}
-                t0[0] = time.perf_counter()
+                t0[:] = [time.perf_counter(), time.time()]
                 result = run_batch(urls, concurrency=len(urls), overrides=overrides)
                 wall = time.perf_counter() - t0[0]
+                workers_busy = _busy(client.get_task_stream(start=t0[1]), t0[1])
         finally:
             for proc in reversed(procs):
                 proc.terminate()
@@ -131,7 +135,21 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     if failed:
         raise SystemExit("videos failed: " + "; ".join(failed))
     return {"wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items),
-            "runs": sorted(runs, key=lambda r: r["start_s"])}
+            "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy}
+
+
+def _busy(stream: list[dict], t0: float) -> dict[str, dict[str, float]]:
+    """Per worker: seconds computing, when its first task started and its last one ended (from the batch's start)."""
+    out: dict[str, dict[str, float]] = {}
+    for task in stream:
+        for span in task.get("startstops", ()):
+            if span.get("action") != "compute":
+                continue
+            w = out.setdefault(task["worker"], {"busy_s": 0.0, "first_s": float("inf"), "last_s": 0.0})
+            w["busy_s"] += span["stop"] - span["start"]
+            w["first_s"] = min(w["first_s"], span["start"] - t0)
+            w["last_s"] = max(w["last_s"], span["stop"] - t0)
+    return out
 
 
 def print_serial(r: dict) -> None:
@@ -144,10 +162,14 @@ def print_serial(r: dict) -> None:
         print(f"  {run['url'][:32]:32} run {run['start_s']:5.1f}-{run['end_s']:5.1f} s; flow process before the "
               f"scenes {before:.2f} s (fetch {st.get('fetch', 0):.2f}, extract {st.get('extract', 0):.2f}, suggest "
               f"{st.get('suggest', 0):.2f}), assemble {st.get('assemble', 0):.2f} s, CPU {run['cpu_s']:.1f} s")
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    if gaps:
-        print(f"  runs start {starts[0]:.2f} s after the batch, then {', '.join(f'{g:.2f}' for g in gaps)} s apart; "
-              f"the last run ends {r['wall_s'] - max(run['end_s'] for run in r['runs']):.2f} s before the batch does")
+    flows = sorted(run["flow_start_s"] for run in r["runs"])
+    print(f"  runs called {starts[0]:.2f}-{starts[-1]:.2f} s after the batch began; their flows started at "
+          f"{', '.join(f'{f:.2f}' for f in flows)} s; the last run ended "
+          f"{r['wall_s'] - max(run['end_s'] for run in r['runs']):.2f} s before the batch did")
+    for name, w in sorted(r.get("workers", {}).items()):
+        share = w["busy_s"] / r["wall_s"]
+        print(f"  worker {name}: computing {w['busy_s']:.1f} s of {r['wall_s']:.1f} s ({share:.0%}); "
+              f"first task at {w['first_s']:.2f} s, last one done at {w['last_s']:.2f} s")
 
 
 def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float) -> dict:
