@@ -295,7 +295,8 @@ def main(
     if profile:
         overrides["profile"] = profile
     try:
-        apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
+        settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
+        check_out_dir(settings.out_dir)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with scene_progress(enabled=not dry_run):
             state = run_video(
