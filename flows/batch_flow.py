@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.metrics import run_metrics
+from flows.outputs import check_out_dir
 from flows.runtime import active_runner_name
 from flows.settings import check_run_parameters, deployment_run, load_settings, require_inside_run_folder
 from flows.video_flow import run_video
@@ -78,6 +79,7 @@ def batch_flow(
     if url_file and deployment_run():
         require_inside_run_folder(url_file, "URL lists")  # its lines would come back in errors and artifacts
     settings = load_settings(config_file, **(overrides or {}))  # bad settings fail the batch once, not per URL
+    check_out_dir(settings.out_dir)
     todo = list(urls or []) + (read_url_file(Path(url_file)) if url_file else [])
     if not todo:
         raise PagereelError("no URLs given; pass urls or a url_file with one URL a line")
@@ -143,6 +145,8 @@ def main(
     file: Annotated[Path | None, typer.Option("--file", help="A file of URLs, one a line.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=32, help="Videos made at once.")] = 2,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
+    runner: Annotated[str | None, typer.Option(help="Where scenes run: thread, process, dask or ray.")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder or object-store URL (s3://bucket/prefix).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop each run after its storyboard.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
@@ -151,9 +155,14 @@ def main(
         todo = list(urls or []) + (read_url_file(file) if file else [])
         if not todo:
             raise PagereelError("no URLs given; pass them as arguments or with --file urls.txt")
-        load_settings(config)
+        overrides: dict[str, Any] = {}
+        if runner:
+            overrides["runner"] = {"kind": runner}
+        if out is not None:
+            overrides["out_dir"] = out
+        check_out_dir(load_settings(config, **overrides).out_dir)  # before any server starts or page is fetched
         result = run_batch(todo, concurrency=concurrency, dry_run=dry_run,
-                           config_file=str(config) if config else None)
+                           config_file=str(config) if config else None, overrides=overrides or None)
     except PagereelError as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(code=1) from None

@@ -133,6 +133,7 @@ def reset_probes() -> None:
     with _probe_lock:
         _probes.clear()
         _warned.clear()
+        _warned_per_worker.clear()
 
 
 def _redis_is_live(settings: Settings) -> bool:
@@ -265,7 +266,25 @@ def cache_store(settings: Settings) -> CacheStore:
         return CacheStore("redis", _saved_redis(url, _api_url()), redis_where(url), _lock_manager(url))
     path = _local_dir(settings)
     path.mkdir(parents=True, exist_ok=True)
+    _warn_if_per_worker(settings, path)
     return CacheStore("local", _saved_local(str(path), _api_url()), str(path))
+
+
+def _warn_if_per_worker(settings: Settings, path: Path) -> None:
+    """One warning when scenes run on a remote cluster but results go to a local folder: each worker keeps its own."""
+    runner = settings.runner
+    if runner.kind not in ("dask", "ray") or not runner.address:
+        return
+    with _probe_lock:
+        first = runner.address not in _warned_per_worker
+        _warned_per_worker.add(runner.address)
+    if first:
+        log.warning("scenes run on the %s cluster at %s but no shared result store is configured: each worker "
+                    "caches results on its own disk under %s, which other machines and `cache clear` here do not "
+                    "see; set cache.redis_url to share them", runner.kind, runner.address, path)
+
+
+_warned_per_worker: set[str] = set()
 
 
 def result_storage(settings: Settings) -> WritableFileSystem | None:

@@ -6,16 +6,20 @@ stage, the runner and the flow, never the URL: one series per page would grow wi
 
 Exposition, per ``settings.metrics``:
 
-- ``enabled``: an HTTP endpoint on ``port`` (0 picks a free one) from the first flow run of a
-  process until the process ends, so a long-running ``deployments/serve.py`` keeps it up.
 - ``pushgateway_url``: the registry is pushed at the end of each flow run, grouped by host and
-  process id, so each group's counters only ever grow.
+  process id, so each group's counters only ever grow. A command-line or deployment run ends
+  right after its run, before any scrape, so with a Pushgateway no endpoint is started at all.
+- ``enabled`` without a Pushgateway: an HTTP endpoint on ``address``:``port`` (127.0.0.1:9108 by
+  default; port 0 picks a free one) from the first flow run of a process until the process ends.
+  When the port is taken (another run at the same time), the endpoint moves to a free port and
+  says which, rather than losing this run's metrics.
 - With ``PROMETHEUS_MULTIPROC_DIR`` set (``deployments/serve.py`` does it), flow runs in child
   processes write their values there and the parent serves the sum; children start no server.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -95,13 +99,13 @@ def serving_port() -> int | None:
 def serve(settings: Settings) -> int | None:
     """Start this process's metrics endpoint if asked and not yet running; the bound port, or None."""
     metrics = settings.metrics
-    if not metrics.enabled or os.environ.get(MULTIPROC_ENV):
+    if not metrics.enabled or metrics.pushgateway_url or os.environ.get(MULTIPROC_ENV):
         return serving_port()
     with _server_lock:
         if "port" in _server:
             return _server["port"]
         try:
-            server, _thread = start_http_server(metrics.port, addr=metrics.address, registry=REGISTRY)
+            server = _start(metrics.address, metrics.port)
         except OSError as exc:
             _warn_once("serve", "metrics endpoint not started on %s:%s (%s); the run goes on without it",
                        metrics.address, metrics.port, exc.strerror or exc)
@@ -109,6 +113,19 @@ def serve(settings: Settings) -> int | None:
         _server.update(port=server.server_port, server=server)
         log.info("metrics on http://%s:%s/metrics", metrics.address, server.server_port)
         return server.server_port
+
+
+def _start(address: str, port: int) -> Any:
+    """An endpoint on ``port``, or on a free port when another process (a run at the same time) holds it."""
+    try:
+        return start_http_server(port, addr=address, registry=REGISTRY)[0]
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            raise
+    server = start_http_server(0, addr=address, registry=REGISTRY)[0]
+    log.warning("metrics port %s is taken (another run?); this run serves its metrics on http://%s:%s/metrics",
+                port, address, server.server_port)
+    return server
 
 
 def stop_serving() -> None:

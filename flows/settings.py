@@ -105,7 +105,7 @@ class MetricsSettings(BaseModel):
 
     enabled: bool = Field(False, description="Serve metrics on `port` while a flow runs.")
     port: int = Field(9108, ge=0, le=65535, description="Port of the metrics endpoint; 0 picks a free one.")
-    address: str = Field("0.0.0.0", description="Address the endpoint listens on (127.0.0.1: this host only).")
+    address: str = Field("127.0.0.1", description="Address the endpoint listens on (0.0.0.0: every interface).")
     pushgateway_url: str | None = Field(None, description="Push metrics here at the end of each run.")
     push_job: str = Field("pagereel", min_length=1, description="Job name the pushed metrics are grouped under.")
 
@@ -155,7 +155,22 @@ class Settings(BaseSettings):
     profile: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Render profile from tuning.profiles_dir to apply."
     )
-    out_dir: Path = Field(Path("out"), description="Where each run's folder is written.")
+    out_dir: Path | str = Field(
+        Path("out"), description="Where each run's folder is written: a folder, or s3://, gs://, az:// URL."
+    )
+
+    @field_validator("out_dir", mode="before")
+    @classmethod
+    def _out_dir(cls, value: Any) -> Any:
+        # An object-store URL stays a string (a Path would fold "s3://b" into "s3:/b"); anything else is a folder.
+        if isinstance(value, str) and "://" in value:
+            from flows.outputs import OBJECT_STORES
+
+            if value.split("://", 1)[0].lower() not in OBJECT_STORES:
+                known = ", ".join(f"{s}://" for s in OBJECT_STORES)
+                raise ValueError(f"must be a folder or an object-store URL ({known})")
+            return value
+        return Path(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

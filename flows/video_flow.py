@@ -18,6 +18,7 @@ from flows.artifacts import progress_reporter, publish_storyboard, publish_video
 from flows.cache import configure_policy, remember_keys
 from flows.display import print_storyboard, scene_progress
 from flows.metrics import run_metrics
+from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
 from flows.runners import make_task_runner, prefect_api_for_workers
 from flows.runtime import RunRecorder, result_storage
@@ -32,7 +33,7 @@ from flows.stopping import stop_on_sigterm
 from tasks.avatar import BUILTIN_AVATARS, check_avatar, read_avatar_png
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
-from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
+from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
@@ -149,6 +150,7 @@ def _check_local_page_is_the_deployments(url: str) -> None:
 def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edits: dict[str, Any] | str | None,
                 dry_run: bool, settings: Settings, recorder: RunRecorder) -> WorkflowState:
     workflow_id = sanitize_workflow_id(workflow_id) if workflow_id else workflow_id_for(url)
+    check_out_dir(settings.out_dir)  # a wrong --out fails before anything is fetched
     edits = parse_edits(user_edits)
     if avatar:
         edits = edits.model_copy(update={"avatar": avatar})
@@ -165,38 +167,51 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                                           max_duration_s=settings.storyboard.max_duration_s)
     storyboard = without_refused_pictures(storyboard, settings.fetch)
 
-    folder = run_dir(settings.out_dir, workflow_id)
-    sweep_stale_parts(folder)  # what a killed run of this workflow left behind
-    storyboard_path = atomic_write(folder / "storyboard.json", storyboard.model_dump_json(indent=2))
-    recorder.wrote("storyboard", storyboard_path)
+    outputs = RunFolder(settings.out_dir, workflow_id)
+    try:
+        state = _write_run(url, state, storyboard, dry_run, settings, recorder, outputs)
+    finally:
+        outputs.discard()  # a failed run commits nothing: the folder keeps the last finished run
+    return state
+
+
+def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: bool, settings: Settings,
+               recorder: RunRecorder, outputs: RunFolder) -> WorkflowState:
+    """Write the run's files into ``outputs``' staging folder and commit them together at the end."""
+    workflow_id = state.workflow_id
+    staged = atomic_write(outputs.staging / "storyboard.json", storyboard.model_dump_json(indent=2))
+    recorder.wrote("storyboard", staged)
     publish_storyboard(workflow_id, storyboard)
     state = state.model_copy(
         update={
             "title": storyboard.title,
             "storyboard": storyboard,
-            "storyboard_path": str(storyboard_path),
+            "storyboard_path": outputs.where("storyboard.json"),
             "duration_s": round(storyboard.duration_hint_s, 2),
         }
     )
     if dry_run:
+        outputs.commit()
         remember_keys(settings, url, recorder.result_keys)
         return _finish(state, "storyboard", recorder, settings)
 
     recorder.on_progress = progress_reporter(workflow_id, len(storyboard.scenes))
-    video = render_storyboard(storyboard, settings, folder, recorder)
+    video = render_storyboard(storyboard, settings, outputs.staging, recorder)
     recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
     state = state.model_copy(
         update={
-            "video_path": video.video_path,
+            "video_path": outputs.where("video.mp4"),
             "duration_s": video.duration_s,
             "scenes": video.scenes,
         }
     )
     state = _finish(state, "completed", recorder, settings)
-    manifest = atomic_write(folder / "manifest.json", state.model_dump_json(indent=2))
+    manifest = atomic_write(outputs.staging / MANIFEST, state.model_dump_json(indent=2))
     recorder.wrote("manifest", manifest)
-    publish_video(state, {"video": video.video_path, "thumbnail": video.thumbnail_path, "subtitles (SRT)":
-                          video.srt_path, "subtitles (WebVTT)": video.vtt_path, "manifest": str(manifest)})
+    outputs.commit()
+    links = {"video": "video.mp4", "thumbnail": "thumbnail.png", "subtitles (SRT)": "video.srt",
+             "subtitles (WebVTT)": "video.vtt", "manifest": MANIFEST}
+    publish_video(state, {label: outputs.where(name) for label, name in links.items()})
     remember_keys(settings, url, recorder.result_keys)
     return state
 
@@ -324,7 +339,7 @@ def main(
     runner: Annotated[str | None, typer.Option(help="thread, process, dask or ray.")] = None,
     aspect: Annotated[str | None, typer.Option(help="16:9, 9:16 or 1:1.")] = None,
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default out/).")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (default out/) or object-store URL.")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
     profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
@@ -339,11 +354,12 @@ def main(
     if duration is not None:
         overrides["storyboard"] = {"target_duration_s": duration}
     if out is not None:
-        overrides["out_dir"] = str(out)
+        overrides["out_dir"] = out
     if profile:
         overrides["profile"] = profile
     try:
-        apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
+        settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
+        check_out_dir(settings.out_dir)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(

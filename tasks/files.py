@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -21,6 +22,8 @@ MAX_ID_CHARS = 80
 # Folders this process has claimed: the shared lock lives as long as its open file does.
 _claimed: dict[Path, int] = {}
 _claimed_guard = threading.Lock()
+# Staging folders of runs under way in this process: its own lock cannot keep them from its own sweep.
+_in_use: set[Path] = set()
 
 
 def sanitize_workflow_id(raw: str) -> str:
@@ -69,8 +72,23 @@ def atomic_write(path: Path, data: bytes | str) -> Path:
     return path
 
 
+def staging_dir(folder: Path) -> Path:
+    """A new ``.run-*.part`` folder inside ``folder`` for one run's files, kept from sweeps until released."""
+    with _claimed_guard:
+        path = Path(tempfile.mkdtemp(prefix=".run-", suffix=".part", dir=folder))
+        _in_use.add(path)
+    return path
+
+
+def release_staging_dir(path: Path) -> None:
+    """Delete a folder made by :func:`staging_dir` with whatever is left in it."""
+    shutil.rmtree(path, ignore_errors=True)
+    with _claimed_guard:
+        _in_use.discard(path)
+
+
 def sweep_stale_parts(folder: Path) -> list[Path]:
-    """Delete the ``.*.part`` files a killed run left in ``folder``; return what was deleted.
+    """Delete the ``.*.part`` files and staging folders a killed run left in ``folder``; return what was deleted.
 
     A run killed by SIGKILL never reaches its ``finally``, so its temporary files stay. Each run
     holds a shared lock (flock) on the folder until its process ends; the sweep happens only
@@ -89,7 +107,12 @@ def sweep_stale_parts(folder: Path) -> list[Path]:
             pass  # another live run uses this folder: its part files may be in progress
         else:
             for part in folder.glob(".*.part"):
-                part.unlink(missing_ok=True)
+                if part in _in_use:
+                    continue
+                if part.is_dir() and not part.is_symlink():  # a run's staging folder (flows.outputs)
+                    shutil.rmtree(part, ignore_errors=True)
+                else:
+                    part.unlink(missing_ok=True)
                 removed.append(part)
         fcntl.flock(fd, fcntl.LOCK_SH)
     if removed:

@@ -22,3 +22,8 @@ def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, h
     urls = [http_server.url(f"/pages/{name}") for name in ("garden-sensor.html", "photo-essay.html")]
     report = scale.child(urls, 1, 10.0, TINY)
     assert report["videos"] == 2 and report["video_s"] > 10
+    # Where the serial time goes: each run's start and its flow process's stages.
+    runs = report["runs"]
+    assert len(runs) == 2 and all("fetch" in r["stages"] and r["end_s"] > r["start_s"] for r in runs)
+    (worker,) = report["workers"].values()  # the one worker process, seen through the scheduler
+    assert 0 < worker["busy_s"] < report["wall_s"] and worker["first_s"] < worker["last_s"]

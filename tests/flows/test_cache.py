@@ -309,3 +309,42 @@ def test_wrong_password_is_reported_without_the_password(pagereel_env: Path, own
     caplog.set_level(logging.WARNING, logger="pagereel")
     assert cache.cache_backend(load_settings()) == "local"
     assert "authentication failed" in caplog.text and "wrong-pw" not in caplog.text
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def test_a_remote_cluster_without_a_shared_store_warns_once(prefect_api: str, pagereel_env: Path, own_redis,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pagereel")
+    remote = {"kind": "dask", "address": "tcp://10.1.2.3:8786"}
+    for _ in range(3):  # a run asks for its storage several times
+        assert cache.cache_store(load_settings(runner=remote)).backend == "local"
+    cache.cache_store(load_settings(runner={"kind": "dask"}))  # a local cluster shares this machine's disk
+    _, port = own_redis
+    shared = load_settings(runner=remote, cache={"redis_url": f"redis://:s3cret-pw@127.0.0.1:{port}/0"})
+    assert cache.cache_store(shared).backend == "redis"
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "tcp://10.1.2.3:8786" in warnings[0] and "own disk" in warnings[0] and "cache.redis_url" in warnings[0]
+
+
+@pytest.mark.parametrize("store", ["local", "redis"])
+def test_cache_clear_command_clears_the_configured_store(store: str, prefect_api: str, pagereel_env: Path,
+                                                         own_redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    if store == "redis":
+        monkeypatch.setenv("PAGEREEL_CACHE__REDIS_URL", f"redis://:s3cret-pw@127.0.0.1:{own_redis[1]}/0")
+    settings = load_settings()
+    assert cache.cache_backend(settings) == store
+    key = _run_twice(settings, 50)[2]
+    client = redis.Redis(port=own_redis[1], password="s3cret-pw")
+    stored = (lambda: client.exists(key)) if store == "redis" else (lambda: (pagereel_env / "cache" / key).exists())
+    assert stored()
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api}
+    done = subprocess.run([sys.executable, "-m", "flows", "cache", "clear"], env=env, cwd=pagereel_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "removed 1 cached result"
+    assert not stored()

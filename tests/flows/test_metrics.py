@@ -215,3 +215,65 @@ def test_scenes_rendered_on_dask_are_counted_in_the_flow_process(metrics_on: Pat
     assert delta(after, before, "pagereel_frames_rendered_total", runner="dask") == frames
     assert delta(after, before, "pagereel_stage_seconds_count", stage="render", runner="dask") == 1
     assert delta(after, before, "pagereel_runs_total", flow="video", outcome="completed", runner="dask") == 1
+
+
+def test_the_endpoint_listens_on_loopback_by_default(pagereel_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGEREEL_METRICS__ENABLED", "1")
+    monkeypatch.setenv("PAGEREEL_METRICS__PORT", "0")
+    settings = load_settings()
+    assert settings.metrics.address == "127.0.0.1"
+    metrics.stop_serving()
+    try:
+        port = metrics.serve(settings)
+        assert port and metrics._server["server"].server_address[0] == "127.0.0.1"
+        assert "pagereel_runs_total" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        metrics.stop_serving()
+
+
+def test_a_taken_port_moves_the_endpoint_rather_than_losing_the_metrics(pagereel_env: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as other_run:  # another run of pagereel serving on the configured port
+        other_run.bind(("127.0.0.1", 0))
+        other_run.listen()
+        taken = other_run.getsockname()[1]
+        monkeypatch.setenv("PAGEREEL_METRICS__ENABLED", "1")
+        monkeypatch.setenv("PAGEREEL_METRICS__PORT", str(taken))
+        metrics.stop_serving()
+        try:
+            port = metrics.serve(load_settings())
+            assert port and port != taken
+            with metrics.run_metrics(load_settings(), "video", "thread") as outcome:
+                outcome.outcome = "completed"
+            assert total(scrape(port), "pagereel_runs_total", flow="video", outcome="completed") >= 1
+        finally:
+            metrics.stop_serving()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_two_runs_at_once_each_push_their_own_metrics(gateway: str, http_server: HttpServer, pagereel_env: Path,
+                                                      prefect_api: str) -> None:
+    """Two command-line runs at once with a Pushgateway: both runs' metrics arrive, and neither fights for a port."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PAGEREEL_METRICS__ENABLED": "1", "PAGEREEL_METRICS__PUSHGATEWAY_URL": gateway}
+    pages = ["/pages/lemire.me.json.html", "/pages/phys.org.tool.html"]
+    children = [subprocess.Popen([sys.executable, "-m", "flows.video_flow", http_server.url(page), "--dry-run"],
+                                 env=env, cwd=pagereel_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True) for page in pages]
+    errors = [child.communicate(timeout=180)[1] for child in children]
+    assert [child.returncode for child in children] == [0, 0], errors
+    assert not any("metrics endpoint not started" in err or "metrics port" in err for err in errors), errors
+    pushes = [(path, body) for method, path, body in _Gateway.received if method == "PUT"]
+    assert len({path for path, _ in pushes}) == 2  # one group per process: instance and pid
+    for _, body in pushes:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(body.decode()) for s in f.samples}
+        assert total(samples, "pagereel_runs_total", flow="video", outcome="storyboard") == 1

@@ -62,7 +62,8 @@ def manifest_fps(state: WorkflowState) -> float:
 def check_outputs(state: WorkflowState) -> dict:
     assert state.status == "completed" and state.video_path
     folder = Path(state.video_path).parent
-    assert sorted(p.name for p in folder.iterdir()) == [
+    # Beside the run's files only the folder's lock file (.lock) may stay: no staging folder, no .part file.
+    assert sorted(p.name for p in folder.iterdir() if p.name != ".lock") == [
         "manifest.json", "storyboard.json", "thumbnail.png", "video.mp4", "video.srt", "video.vtt"]
     info = probe(state.video_path)
     assert (info["vcodec"], info["acodec"]) == ("h264", "aac")

@@ -65,10 +65,13 @@ def test_killed_render_resumes_with_only_the_missing_scenes(http_server, pageree
             child.wait()
         child.stderr.close()
 
-    # Nothing finished where finished files belong; what a kill during assembly leaves is simulated too.
+    # Nothing finished where finished files belong (the run's storyboard too waits in its staging folder);
+    # what a kill during assembly leaves is simulated too.
     assert not (folder / "video.mp4").exists() and not (folder / "manifest.json").exists()
+    assert not (folder / "storyboard.json").exists()
     before = _segments(cache_dir)
-    scenes = json.loads((folder / "storyboard.json").read_text())["scenes"]
+    (staged,) = folder.glob(".run-*.part/storyboard.json")
+    scenes = json.loads(staged.read_text())["scenes"]
     assert 2 <= len(before) < len(scenes), (len(before), len(scenes))
     (folder / ".video.mp4.k1ll3d.part").write_bytes(b"\x00" * 1000)
 
