@@ -126,6 +126,27 @@ class RunRecorder:
         run_metrics.observe_stage(stage, self.runner, seconds)
         return results
 
+    def result(self, stage: str, future: Any, *, done: int | None = None, total: int | None = None) -> Any:
+        """Wait for one submitted task and return its result, raising its failure; counted like :meth:`gather`.
+
+        With ``done`` and ``total``, progress listeners hear that ``done`` of ``total`` are finished.
+        """
+        t0 = time.perf_counter()
+        future.wait()
+        state = future.state
+        self._count(stage, state, 0.0)
+        result = state.result()
+        self._count_output(result)
+        if done is not None and total is not None:
+            for listener in (PROGRESS.listener, self.on_progress):
+                if listener is not None:
+                    listener(stage, done, total)
+        m = self.metrics
+        seconds = time.perf_counter() - t0
+        m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
+        run_metrics.observe_stage(stage, self.runner, seconds)
+        return result
+
     def _count_output(self, result: Any) -> None:
         if isinstance(result, Segment):
             run_metrics.count_rendered(self.runner, result.frames, result.duration_s)
