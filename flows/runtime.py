@@ -82,6 +82,7 @@ class RunRecorder:
         self.on_progress: Callable[[str, int, int], None] | None = None
         #: Storage keys of the results this run used or made, for ``cache clear --url``.
         self.result_keys: list[str] = []
+        self._collected: dict[str, float] = {}
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -144,8 +145,12 @@ class RunRecorder:
         m = self.metrics
         seconds = time.perf_counter() - t0
         m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
-        run_metrics.observe_stage(stage, self.runner, seconds)
+        self._collected[stage] = self._collected.get(stage, 0.0) + seconds
         return result
+
+    def collected(self, stage: str) -> None:
+        """Report the seconds spent collecting ``stage`` one :meth:`result` at a time, as one observation."""
+        run_metrics.observe_stage(stage, self.runner, self._collected.pop(stage, 0.0))
 
     def _count_output(self, result: Any) -> None:
         if isinstance(result, Segment):

@@ -219,6 +219,8 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
             spooled_narrations.append(spool.add_narration(recorder.result("narrate", narrations.pop(i))))
             spooled_segments.append(spool.add_segment(recorder.result("render", segments.pop(i), done=i + 1,
                                                                       total=len(scenes))))
+        recorder.collected("narrate")
+        recorder.collected("render")
         return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,
                             music=render.music, cached=False)
 
