@@ -1,6 +1,7 @@
 """A whole video from a URL, end to end: wall seconds, the ratio to the video's length, and peak memory.
 
     python benchmarks/e2e.py [--quick]
+    python benchmarks/e2e.py --memory [--resolution 720] [--lengths 600,3600]
 
 A Prefect server is started and the sample pages are served on 127.0.0.1 before any clock starts.
 Each video is made by a fresh child process (thread runner, an empty cache, so the work is cold)
@@ -8,12 +9,18 @@ that times ``run_video`` alone and reports its own peak resident memory: a 60 s 
 article, then a 10-minute one of the longest sample (``storyboard.target_duration_s=600``, up to 60
 scenes). Rendering streams frame by frame, so memory should stay flat as the video grows.
 Targets: the 60 s video in at most half its length; under 1 GiB peak for the 10-minute one.
+
+``--memory`` makes a 10-minute and a 60-minute video of one generated article (long enough for an
+hour of narration; written here, not taken from any site) at 720p and prints their peak resident
+memory side by side. Target: the 60-minute one under 1.2x the 10-minute one (segments, narration
+PCM and the sound track are spooled to disk, so nothing held grows with the video's length).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -30,6 +37,26 @@ TARGET_RSS_MIB = 1024.0
 #: (target seconds, most scenes) of each video: the full run, and the smoke run.
 LENGTHS = [(60.0, 12), (600.0, 60)]
 QUICK_LENGTHS = [(15.0, 4), (30.0, 6)]
+TARGET_RSS_GROWTH = 1.2
+MEMORY_LENGTHS = (600.0, 3600.0)
+_WORDS = ("harbour light tide keeper lamp signal vessel channel night fog bell beacon chart current shore "
+          "rock reef ferry crew captain anchor rope deck lens glass oil wick storm wind wave pier dock island "
+          "bay coast north south river estuary mooring buoy horn watch log season winter summer").split()
+
+
+def long_article(words: int, seed: int = 0) -> str:
+    """A generated article of about ``words`` words in paragraphs of a dozen sentences."""
+    rng = random.Random(seed)
+    paragraphs, count = [], 0
+    while count < words:
+        sentences = []
+        for _ in range(12):
+            n = rng.randint(8, 16)
+            sentences.append(" ".join(rng.choice(_WORDS) for _ in range(n)).capitalize() + ".")
+            count += n
+        paragraphs.append("<p>" + " ".join(sentences) + "</p>")
+    return ("<!doctype html><html lang='en'><head><title>A long night at the harbour</title></head><body>"
+            "<article><h1>A long night at the harbour</h1>" + "".join(paragraphs) + "</article></body></html>")
 
 
 def child(url: str, duration: float, max_scenes: int, overrides: dict | None = None) -> dict:
@@ -62,10 +89,13 @@ def child(url: str, duration: float, max_scenes: int, overrides: dict | None = N
     }
 
 
-def measure(base_url: str, api_url: str, work: Path, duration: float, max_scenes: int) -> dict:
-    url = f"{base_url}/{LONG_PAGE}"
+def measure(base_url: str, api_url: str, work: Path, duration: float, max_scenes: int, *, page: str = LONG_PAGE,
+            resolution: int | None = None) -> dict:
+    url = f"{base_url}/{page}"
     folder = work / f"video-{int(duration)}"
     cmd = [sys.executable, __file__, "--child", url, "--duration", str(duration), "--max-scenes", str(max_scenes)]
+    if resolution is not None:
+        cmd += ["--resolution", str(resolution)]
     done = subprocess.run(cmd, env=run_env(folder, api_url), capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
@@ -79,10 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--duration", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--max-scenes", type=int, default=12, help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true", help="peak RSS of a 10- and a 60-minute video side by side")
+    parser.add_argument("--resolution", type=int, default=None, help="short side in pixels (--memory: 720)")
+    parser.add_argument("--lengths", default=",".join(f"{d:g}" for d in MEMORY_LENGTHS),
+                        help="--memory: the two video lengths in seconds")
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.duration, args.max_scenes)))
+        overrides = {"render": {"resolution": args.resolution}} if args.resolution else None
+        print(json.dumps(child(args.child, args.duration, args.max_scenes, overrides)))
         return 0
+    if args.memory:
+        lengths = tuple(float(x) for x in args.lengths.split(","))
+        return memory(lengths, args.resolution or 720)
 
     lengths = QUICK_LENGTHS if args.quick else LENGTHS
     results = []
@@ -115,6 +153,36 @@ def main(argv: list[str] | None = None) -> int:
           f"(target < {TARGET_RSS_MIB:.0f} MiB: {'met' if long['rss_mib'] < TARGET_RSS_MIB else 'MISSED'}); "
           f"{growth:.2f}x the {short['video_s']:.0f} s video's {short['rss_mib']:.0f} MiB "
           f"for {long['video_s'] / short['video_s']:.1f}x the length")
+    return 0
+
+
+def memory(lengths: tuple[float, ...], resolution: int) -> int:
+    """Peak RSS of videos of each length (seconds) of one generated article, side by side."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="pagereel-e2e-memory-") as tmp:
+        work = Path(tmp)
+        pages = work / "pages"
+        pages.mkdir()
+        # An hour at 160 words a minute, with room for the ranking to choose.
+        (pages / "long.html").write_text(long_article(int(max(lengths) / 60 * 160 * 1.4)), encoding="utf-8")
+        with prefect_api(work / "prefect") as api, serve(pages) as base:
+            print(f"generated article on {base}; Prefect API up at {api}; thread runner; cold cache; "
+                  f"{resolution}p", flush=True)
+            for duration in lengths:
+                load = busy_cpus()
+                r = measure(base, api, work, duration, 60, page="long.html", resolution=resolution)
+                results.append(r)
+                print(f"target {duration:6g} s: video {r['video_s']:7.1f} s, {r['scenes']:2d} scenes, "
+                      f"wall {r['wall_s']:6.1f} s, peak RSS {r['rss_mib']:6.0f} MiB, {r['size_mb']:.1f} MB"
+                      + (f" ({load:.1f} CPUs busy with other work before it)" if load is not None else ""),
+                      flush=True)
+    short, long = results[0], results[-1]
+    growth = long["rss_mib"] / short["rss_mib"]
+    print()
+    print(f"peak RSS: {short['video_s'] / 60:.1f} min video {short['rss_mib']:.0f} MiB | "
+          f"{long['video_s'] / 60:.1f} min video {long['rss_mib']:.0f} MiB | "
+          f"{growth:.2f}x for {long['video_s'] / short['video_s']:.1f}x the length "
+          f"(target < {TARGET_RSS_GROWTH}x: {'met' if growth < TARGET_RSS_GROWTH else 'MISSED'})")
     return 0
 
 

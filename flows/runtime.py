@@ -82,6 +82,7 @@ class RunRecorder:
         self.on_progress: Callable[[str, int, int], None] | None = None
         #: Storage keys of the results this run used or made, for ``cache clear --url``.
         self.result_keys: list[str] = []
+        self._collected: dict[str, float] = {}
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -131,6 +132,31 @@ class RunRecorder:
         m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
         run_metrics.observe_stage(stage, self.runner, seconds)
         return results
+
+    def result(self, stage: str, future: Any, *, done: int | None = None, total: int | None = None) -> Any:
+        """Wait for one submitted task and return its result, raising its failure; counted like :meth:`gather`.
+
+        With ``done`` and ``total``, progress listeners hear that ``done`` of ``total`` are finished.
+        """
+        t0 = time.perf_counter()
+        future.wait()
+        state = future.state
+        self._count(stage, state, 0.0)
+        result = state.result()
+        self._count_output(result)
+        if done is not None and total is not None:
+            for listener in (PROGRESS.listener, self.on_progress):
+                if listener is not None:
+                    listener(stage, done, total)
+        m = self.metrics
+        seconds = time.perf_counter() - t0
+        m.stage_seconds[stage] = round(m.stage_seconds.get(stage, 0.0) + seconds, 4)
+        self._collected[stage] = self._collected.get(stage, 0.0) + seconds
+        return result
+
+    def collected(self, stage: str) -> None:
+        """Report the seconds spent collecting ``stage`` one :meth:`result` at a time, as one observation."""
+        run_metrics.observe_stage(stage, self.runner, self._collected.pop(stage, 0.0))
 
     def _count_output(self, result: Any) -> None:
         if isinstance(result, Segment):

@@ -203,6 +203,8 @@ def _describe(error: ValidationError) -> str:
         shown = repr(value) if not isinstance(value, dict) else "a section"
         if item["type"] == "extra_forbidden":
             parts.append(f"unknown setting {field!r}")
+        elif isinstance(value, dict) and item["type"] == "value_error":  # fields of one section that disagree
+            parts.append(f"{field}: {item['msg'].removeprefix('Value error, ')}")
         else:
             parts.append(f"{field}={shown}: {item['msg']}")
     return "; ".join(parts)

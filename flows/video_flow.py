@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
 from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
+from tasks.spool import Spool
 from tasks.stages import (
     apply_edits_task,
     extract_article_task,
@@ -61,6 +63,8 @@ def configured_render_tasks(settings: Settings) -> dict[str, Any]:
     cache = {"result_storage": storage} if storage is not None else {}
     refresh = {} if settings.cache.enabled else {"refresh_cache": True}
     tasks = render_stage_tasks()
+    # Results are read back from storage when needed, not kept in the flow's memory for the whole run.
+    cache = {**cache, "cache_result_in_memory": False}
     return {
         "picture": tasks["picture"].with_options(
             retries=settings.fetch.retries,
@@ -237,6 +241,9 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     avatar_name = Path(avatar).name if png and avatar else avatar
 
     scenes = storyboard.scenes
+    # Scenes are submitted a few ahead of the one being collected, not all at once: a finished narration or
+    # segment waits in memory until it is collected, and all of them would grow with the video's length.
+    ahead = max(4, 2 * (settings.runner.max_workers or os.cpu_count() or 1))
     urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
                                                                                          storyboard.source_url)})
     folders = {url: picture_source_folder(url, storyboard.source_url) for url in urls}
@@ -244,33 +251,40 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     local_urls = [u for u in urls if _is_local(u)]
     remote_urls = [u for u in urls if not _is_local(u)]
     picture_futures = [tasks["picture"].submit(url, settings.fetch, folder=folders[url]) for url in remote_urls]
-    narrations = [
-        tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
-        for scene in scenes
-    ]
+    narrations = {
+        i: tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
+        for i, scene in enumerate(scenes[:ahead])
+    }
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
     pictures = {url: _local_picture(url, folders[url], tasks["picture"], settings, recorder) for url in local_urls}
     pictures.update(zip(remote_urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
-    segments = []
-    for i, scene in enumerate(scenes):
-        before = scenes[i - 1] if i else None
+
+    def submit(i: int) -> Any:
+        scene, before = scenes[i], scenes[i - 1] if i else None
+        if i not in narrations:
+            narrations[i] = tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm,
+                                                    sample_rate=OUTPUT_SAMPLE_RATE)
         context = SceneContext(index=i, total=len(scenes), theme=render.theme,
                                previous_kind=before.kind if before else None, avatar=avatar_name,
                                avatar_digest=digest, avatar_png=png)
-        segments.append(
-            tasks["render"].submit(
-                scene,
-                narrations[i],
-                render,
-                pictures.get(scene.image or ""),
-                pictures.get(before.image or "") if before else None,
-                context,
-            )
-        )
-    done_narrations = recorder.gather("narrate", narrations)
-    done_segments = recorder.gather("render", segments, progress=True)
-    return recorder.run("assemble", tasks["assemble"], storyboard, done_segments, done_narrations, folder,
-                        music=render.music, cached=False)
+        return tasks["render"].submit(scene, narrations[i], render, pictures.get(scene.image or ""),
+                                      pictures.get(before.image or "") if before else None, context)
+
+    segments = {i: submit(i) for i in range(min(ahead, len(scenes)))}
+    # In order, each result goes to a spool file beside the outputs and its future is let go: memory holds
+    # a few scenes' bytes, however long the video.
+    with Spool(folder) as spool:
+        spooled_narrations, spooled_segments = [], []
+        for i in range(len(scenes)):
+            if i + ahead < len(scenes):
+                segments[i + ahead] = submit(i + ahead)
+            spooled_narrations.append(spool.add_narration(recorder.result("narrate", narrations.pop(i))))
+            spooled_segments.append(spool.add_segment(recorder.result("render", segments.pop(i), done=i + 1,
+                                                                      total=len(scenes))))
+        recorder.collected("narrate")
+        recorder.collected("render")
+        return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,
+                            music=render.music, cached=False)
 
 
 def _is_local(url: str) -> bool:

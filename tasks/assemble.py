@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,25 +24,37 @@ from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
 from tasks.models import Narration, SceneTiming, Segment, Storyboard, VideoResult
+from tasks.spool import SpooledNarration, SpooledSegment
 from tasks.subtitles import shift, to_srt, to_vtt
 from tasks.timeline import LEAD_S, OUTPUT_SAMPLE_RATE, samples_for, scene_pcm
 
 AUDIO_FRAME = 1024
+#: Samples of sound read (and mixed with the music) in one step, about 10 s; a whole number of AAC frames,
+#: so the frames sent to the encoder are the same however the track is read.
+MIX_SPAN = 480 * AUDIO_FRAME
 THUMBNAIL_WIDTH = 640
 THUMBNAIL_AT = 0.4
 
 
+AnySegment = Segment | SpooledSegment
+AnyNarration = Narration | SpooledNarration
+
+
 def assemble_video(
     storyboard: Storyboard,
-    segments: list[Segment],
-    narrations: list[Narration],
+    segments: Sequence[AnySegment],
+    narrations: Sequence[AnyNarration],
     out_dir: Path,
     *,
     music: str | Path | None = None,
     music_gain: float = 0.35,
     duck_gain: float = 0.12,
 ) -> VideoResult:
-    """Write video.mp4, video.srt, video.vtt and thumbnail.png into ``out_dir`` and say where each scene sits."""
+    """Write video.mp4, video.srt, video.vtt and thumbnail.png into ``out_dir`` and say where each scene sits.
+
+    Segments and narrations may be in memory or spooled to disk (:mod:`tasks.spool`); either way one
+    scene is read at a time, and the sound track is built in a temporary file beside the video.
+    """
     out_dir = Path(out_dir)
     music_path = _check_music(music)
     for name, gain in (("music_gain", music_gain), ("duck_gain", duck_gain)):
@@ -60,18 +73,16 @@ def assemble_video(
         start_frame += seg.frames
     duration = start_frame / fps
 
-    pcm = np.concatenate([_scene_pcm_48k(n, s.frames, fps) for n, s in zip(narrations, segments, strict=True)])
-    if music_path is not None:
-        bed = _music(music_path, len(pcm))
-        pcm = mix_ducked(pcm, bed, OUTPUT_SAMPLE_RATE, duck_gain=duck_gain, music_gain=music_gain)
-
     # The small files first: a video.mp4 in the folder means everything beside it is there too.
     cues = _clip(cues, duration)
     srt_path = atomic_write(out_dir / "video.srt", to_srt(cues))
     vtt_path = atomic_write(out_dir / "video.vtt", to_vtt(cues))
     thumb_path = atomic_write(out_dir / "thumbnail.png", _thumbnail(storyboard, segments))
     video_path = out_dir / "video.mp4"
-    _write_video(video_path, segments, pcm)
+    with _SoundTrack(out_dir, narrations, segments, fps) as track:
+        if music_path is not None:
+            track.add_music(_music(music_path, track.length), duck_gain=duck_gain, music_gain=music_gain)
+        _write_video(video_path, segments, track)
     return VideoResult(video_path=str(video_path), srt_path=str(srt_path), vtt_path=str(vtt_path),
                        thumbnail_path=str(thumb_path), duration_s=duration, frames=start_frame, scenes=timings)
 
@@ -95,7 +106,7 @@ def _check_music(music: str | Path | None) -> Path | None:
     return path
 
 
-def _check_inputs(storyboard: Storyboard, segments: list[Segment], narrations: list[Narration]) -> None:
+def _check_inputs(storyboard: Storyboard, segments: Sequence[AnySegment], narrations: Sequence[AnyNarration]) -> None:
     """One segment and one narration per scene, in scene order, all segments of one size and rate."""
     ids = [s.id for s in storyboard.scenes]
     if not ids or len(segments) != len(ids) or len(narrations) != len(ids):
@@ -129,8 +140,68 @@ def _scene_pcm_48k(narration: Narration, frames: int, fps: int) -> np.ndarray:
     return np.pad(out, (0, max(0, wanted - len(out))))[:wanted].astype(np.int16)
 
 
+class _SoundTrack:
+    """The video's whole sound at 48 kHz in a temporary file, read back one span at a time.
+
+    Each scene's narration is padded to its frames and appended in turn; music, when added, is
+    mixed into each span as it is read, with enough of the voice either side that the ducking
+    comes out sample for sample as if the whole track had been mixed at once.
+    """
+
+    def __init__(self, out_dir: Path, narrations: Sequence[AnyNarration], segments: Sequence[AnySegment],
+                 fps: int) -> None:
+        fd, self.path = tempfile.mkstemp(prefix=".video.mp4.sound.", suffix=".part", dir=out_dir)
+        self.length = 0
+        self._music: np.ndarray | None = None
+        self._gains = (0.0, 0.0)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for narration, seg in zip(narrations, segments, strict=True):
+                    voice = narration.load() if isinstance(narration, SpooledNarration) else narration
+                    pcm = _scene_pcm_48k(voice, seg.frames, fps)
+                    fh.write(pcm.tobytes())
+                    self.length += len(pcm)
+        except BaseException:
+            self.close()
+            raise
+
+    def add_music(self, track: np.ndarray, *, duck_gain: float, music_gain: float) -> None:
+        """Mix ``track`` (looped to the video's length) under the voice, ducked while it speaks."""
+        self._music = track
+        self._gains = (duck_gain, music_gain)
+
+    def span(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` of the track (shorter where the track ends), as a slice of the whole would be."""
+        start, stop = min(start, self.length), min(max(start, stop), self.length)
+        if self._music is None:
+            return self._voice(start, stop)
+        # The ducking of a sample depends on the voice within window + hold + fade of it (0.5 s with
+        # mix_ducked's defaults); a second either side makes every sample of the span come out exact.
+        margin = OUTPUT_SAMPLE_RATE
+        lo, hi = max(0, start - margin), min(self.length, stop + margin)
+        voice = self._voice(lo, hi)
+        bed = self._music[np.arange(lo, hi) % len(self._music)]
+        duck_gain, music_gain = self._gains
+        mixed = mix_ducked(voice, np.ascontiguousarray(bed), OUTPUT_SAMPLE_RATE, duck_gain=duck_gain,
+                           music_gain=music_gain)
+        return mixed[start - lo : stop - lo]
+
+    def _voice(self, start: int, stop: int) -> np.ndarray:
+        with open(self.path, "rb") as fh:
+            return np.fromfile(fh, dtype=np.int16, count=stop - start, offset=start * 2)
+
+    def close(self) -> None:
+        Path(self.path).unlink(missing_ok=True)
+
+    def __enter__(self) -> _SoundTrack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def _music(path: Path, length: int) -> np.ndarray:
-    """``length`` samples of the music at 48 kHz mono int16, looped when the file is shorter."""
+    """Up to ``length`` samples of the music at 48 kHz mono int16 (the track loops it when shorter)."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     total = 0
@@ -148,20 +219,20 @@ def _music(path: Path, length: int) -> np.ndarray:
     track = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     if track.size == 0:
         raise ConfigurationError(f"music file {str(path)!r} holds no sound")
-    return np.ascontiguousarray(np.resize(track, length).astype(np.int16, copy=False))
+    return np.ascontiguousarray(track[:length].astype(np.int16, copy=False))
 
 
 # --------------------------------------------------------------------------- video
 
 
-def _write_video(path: Path, segments: list[Segment], pcm: np.ndarray) -> None:
+def _write_video(path: Path, segments: Sequence[AnySegment], track: _SoundTrack) -> None:
     """Mux the copied video and the encoded sound into a temporary file beside ``path``, then rename it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
     try:
         os.chmod(tmp, 0o644)
         with av.open(tmp, "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            _mux(out, segments, pcm)
+            _mux(out, segments, track)
         os.replace(tmp, path)
     except av.FFmpegError as exc:
         raise RenderError(f"joining the scenes into {path.name} failed: {exc}") from exc
@@ -169,7 +240,7 @@ def _write_video(path: Path, segments: list[Segment], pcm: np.ndarray) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _mux(out: av.container.OutputContainer, segments: list[Segment], pcm: np.ndarray) -> None:
+def _mux(out: av.container.OutputContainer, segments: Sequence[AnySegment], track: _SoundTrack) -> None:
     """Copy each segment's H.264 packets, shifted to follow the previous ones, with its span of sound."""
     fps = segments[0].fps
     video: av.VideoStream | None = None
@@ -177,7 +248,7 @@ def _mux(out: av.container.OutputContainer, segments: list[Segment], pcm: np.nda
     reference: tuple[object, ...] = ()
     frames_done = 0
     for seg in segments:
-        with av.open(io.BytesIO(seg.mp4)) as src:
+        with av.open(io.BytesIO(seg.mp4)) as src:  # one scene's bytes at a time
             if not src.streams.video:
                 raise RenderError(f"the segment of scene {seg.scene_id!r} holds no video stream")
             src_video = src.streams.video[0]
@@ -216,7 +287,7 @@ def _mux(out: av.container.OutputContainer, segments: list[Segment], pcm: np.nda
         start = samples_for(frames_done, fps, OUTPUT_SAMPLE_RATE)
         frames_done += seg.frames
         # Sound goes in scene by scene, so the file interleaves like a normal one.
-        _encode_audio(out, audio, pcm, start, samples_for(frames_done, fps, OUTPUT_SAMPLE_RATE))
+        _encode_audio(out, audio, track, start, samples_for(frames_done, fps, OUTPUT_SAMPLE_RATE))
     if audio is not None:
         out.mux(audio.encode(None))
 
@@ -227,16 +298,19 @@ def _describe(settings: tuple[object, ...]) -> str:
     return f"{name} {width}x{height}, time base {tb}, {size} bytes of SPS/PPS"
 
 
-def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream, pcm: np.ndarray, start: int,
+def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream, track: _SoundTrack, start: int,
                   stop: int) -> None:
     """Encode samples ``start:stop`` of the whole track; pts count samples from the start of the video."""
-    for at in range(start, stop, AUDIO_FRAME):
-        chunk = np.ascontiguousarray(pcm[at : min(at + AUDIO_FRAME, stop)]).reshape(1, -1)
-        frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-        frame.sample_rate = OUTPUT_SAMPLE_RATE
-        frame.pts = at
-        frame.time_base = Fraction(1, OUTPUT_SAMPLE_RATE)
-        out.mux(stream.encode(frame))
+    for base in range(start, stop, MIX_SPAN):
+        end = min(base + MIX_SPAN, stop)
+        pcm = track.span(base, end)
+        for at in range(base, end, AUDIO_FRAME):
+            chunk = np.ascontiguousarray(pcm[at - base : min(at + AUDIO_FRAME, stop) - base]).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame.sample_rate = OUTPUT_SAMPLE_RATE
+            frame.pts = at
+            frame.time_base = Fraction(1, OUTPUT_SAMPLE_RATE)
+            out.mux(stream.encode(frame))
 
 
 # --------------------------------------------------------------------------- extras
@@ -251,7 +325,7 @@ def _clip(cues: list[Cue], duration: float) -> list[Cue]:
     return out
 
 
-def _thumbnail(storyboard: Storyboard, segments: list[Segment]) -> bytes:
+def _thumbnail(storyboard: Storyboard, segments: Sequence[AnySegment]) -> bytes:
     """A 640-pixel-wide PNG of the first scene with a picture, else of the first body scene, else of the first."""
     scenes = storyboard.scenes
     pick = next((i for i, s in enumerate(scenes) if s.image), None)

@@ -37,6 +37,8 @@ MAX_EDITS_BYTES = 1_000_000
 #: Most characters of a bad value quoted in an error, and most problems named in one.
 _QUOTE_CHARS = 60
 _MAX_PROBLEMS = 5
+#: Deepest nesting of lists and mappings accepted; real edits go four levels deep (scenes.s2.narration).
+MAX_EDITS_DEPTH = 16
 _SEXAGESIMAL_ASPECTS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 1 * 60 + 1: "1:1"}
 
 
@@ -105,6 +107,7 @@ def parse_edits(source: str | bytes | dict[str, Any] | StoryboardEdits | None) -
         data = _load_text(text)
     if data is None:
         return StoryboardEdits()
+    _check_depth(data)
     if not isinstance(data, dict):
         raise EditError(f"edits must be a mapping of keys to changes, not a {type(data).__name__}")
     try:
@@ -215,15 +218,33 @@ class _EditsLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+def _check_depth(data: Any) -> None:
+    """Refuse lists and mappings nested deeper than :data:`MAX_EDITS_DEPTH`, without recursing."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > MAX_EDITS_DEPTH:
+                raise EditError(f"edits are nested more than {MAX_EDITS_DEPTH} levels deep; "
+                                "an edits file needs four at most")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
 def _load_text(text: str) -> Any:
+    # Both parsers recurse once per level of nesting; what they can read is then held to MAX_EDITS_DEPTH.
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise EditError("edits are nested too deeply to read; an edits file needs four levels at most") from None
         except json.JSONDecodeError as exc:
             raise EditError(f"edits are not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     try:
         return yaml.load(text, Loader=_EditsLoader)  # noqa: S506 - a SafeLoader that also refuses aliases
+    except RecursionError:
+        raise EditError("edits are nested too deeply to read; an edits file needs four levels at most") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

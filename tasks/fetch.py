@@ -108,9 +108,7 @@ def _resolve(host: str, scheme: str) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise FetchError(
-            f"cannot resolve host {host}: {exc.strerror}; check the URL", transient=exc.errno == socket.EAI_AGAIN
-        ) from exc
+        raise _unresolved(host, exc) from None
     except UnicodeError as exc:
         raise FetchError(f"{host} is not a valid host name: check the URL") from exc
     # In the resolver's order of preference, each once.
@@ -171,6 +169,9 @@ def guarded_get(target: str, options: FetchOptions, read: Callable[[httpx.Respon
             except httpx.InvalidURL as exc:
                 raise FetchError(f"{current} is not a valid URL: {exc}") from exc
             except httpx.TransportError as exc:
+                lookup = _lookup_error(exc)
+                if lookup is not None:
+                    raise _unresolved(httpx.URL(current).host, lookup) from None
                 if _is_tls_error(exc):
                     raise FetchError(f"TLS handshake with {current} failed: {exc}; check the URL") from exc
                 raise FetchError(f"cannot connect to {current}: {exc or type(exc).__name__}; try again later",
@@ -346,6 +347,21 @@ def _is_tls_error(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _lookup_error(exc: BaseException) -> socket.gaierror | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unresolved(host: str, exc: socket.gaierror) -> FetchError:
+    # Permanent even for EAI_AGAIN: a name that did not resolve now will not within this run's retry
+    # delays, and retrying it held every scene's render back by seconds per picture.
+    return FetchError(f"cannot resolve host {host}: {exc.strerror or exc}; check the URL")
 
 
 def _parse_content_type(header: str) -> tuple[str, str | None]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
@@ -59,6 +59,13 @@ class FetchOptions(_Frozen):
     retry_base_s: float = Field(1.0, ge=0, le=60, description="First retry delay; doubles each retry, with jitter.")
     cache_ttl_s: float = Field(3600.0, ge=0, description="How long a fetched page is reused from the cache.")
 
+    @field_validator("user_agent")
+    @classmethod
+    def _header_safe(cls, value: str) -> str:
+        # CR or LF would end the header (and httpx refuses it on every request, which looked transient).
+        if not all(" " <= char <= "~" for char in value):
+            raise ValueError("must be printable ASCII on one line (no CR, LF, tabs or other control characters)")
+        return value
 
     def picture_allowed(self, url: str, page_url: str | None = None) -> bool:
         """Whether a scene's picture at ``url`` may be fetched for the page at ``page_url`` under these options.
@@ -94,6 +101,13 @@ class StoryboardOptions(_Frozen):
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
     min_article_words: int = Field(60, ge=1, description="Shorter article bodies are refused.")
+
+    @model_validator(mode="after")
+    def _scenes_range(self) -> StoryboardOptions:
+        if self.min_scenes > self.max_scenes:
+            raise ValueError(f"min_scenes={self.min_scenes} is more than max_scenes={self.max_scenes}; "
+                             "make min_scenes at most max_scenes")
+        return self
 
 
 class RenderOptions(_Frozen):

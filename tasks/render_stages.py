@@ -13,6 +13,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE
 from tasks.assemble import assemble_video
 from tasks.cachekeys import StageCode
 from tasks.images import fetch_picture_or_none
+from tasks.local_cache import LocalFileContent
 from tasks.narrate import narrate_scene
 from tasks.render import render_scene
 from tasks.stages import _PERSIST, retry_if_transient
@@ -21,7 +22,8 @@ fetch_picture_task = task(
     fetch_picture_or_none,
     name="fetch_picture",
     task_run_name="picture {url}",
-    cache_policy=INPUTS + StageCode(),
+    # A local picture is also keyed on its bytes, so an edit on disk is seen by the next run.
+    cache_policy=INPUTS + StageCode() + LocalFileContent(),
     retries=3,
     retry_delay_seconds=[1, 2, 4],
     retry_jitter_factor=0.5,

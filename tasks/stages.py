@@ -17,6 +17,7 @@ from tasks.edits import apply_edits
 from tasks.errors import PagereelError
 from tasks.extract import extract_article
 from tasks.fetch import fetch_page
+from tasks.local_cache import LocalFileContent
 from tasks.suggest import suggest_storyboard
 
 
@@ -39,7 +40,8 @@ fetch_page_task = task(
     fetch_page,
     name="fetch_page",
     task_run_name="fetch {url}",
-    cache_policy=INPUTS + StageCode(),
+    # A local page is also keyed on its bytes, so an edit on disk is seen by the next run.
+    cache_policy=INPUTS + StageCode() + LocalFileContent(),
     retries=3,
     retry_delay_seconds=[1, 2, 4],
     retry_jitter_factor=0.5,

@@ -1,0 +1,103 @@
+"""Rendered scenes kept on disk while a video is assembled, so memory does not grow with its length.
+
+A flow hands each segment and narration to a :class:`Spool` as it arrives and keeps only the
+small record that says where the bytes are; the assembler reads one scene back at a time.
+The spool file sits beside the outputs under a ``.*.part`` name, so a run killed before it
+cleans up leaves nothing the next run's sweep does not remove.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.models import Narration, Segment, WordTiming
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
+
+    scene_id: str
+    path: str
+    offset: int = Field(ge=0)
+    size: int = Field(ge=0)
+
+    def read(self) -> bytes:
+        """The stored bytes."""
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            data = fh.read(self.size)
+        if len(data) != self.size:
+            raise OSError(f"{self.path} ends before the {self.size} bytes stored for scene {self.scene_id!r}")
+        return data
+
+
+class SpooledSegment(_Stored):
+    """A :class:`Segment` whose MP4 bytes lie in a spool file."""
+
+    duration_s: float = Field(gt=0)
+    frames: int = Field(gt=0)
+    width: int
+    height: int
+    fps: int
+    still: bytes | None = None
+
+    @property
+    def mp4(self) -> bytes:
+        return self.read()
+
+
+class SpooledNarration(_Stored):
+    """A :class:`Narration` whose PCM lies in a spool file."""
+
+    sample_rate: int = Field(gt=0)
+    voice: str
+    words: list[WordTiming] = Field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.size / 2 / self.sample_rate
+
+    def load(self) -> Narration:
+        """The narration with its PCM read back."""
+        return Narration(scene_id=self.scene_id, pcm=self.read(), sample_rate=self.sample_rate, voice=self.voice,
+                         words=self.words)
+
+
+class Spool:
+    """An append-only temporary file in ``folder`` holding segments and narrations; delete it with :meth:`close`."""
+
+    def __init__(self, folder: str | Path) -> None:
+        fd, name = tempfile.mkstemp(prefix=".scenes.", suffix=".part", dir=folder)
+        self.path = name
+        self._file = os.fdopen(fd, "wb")
+
+    def _append(self, data: bytes) -> tuple[int, int]:
+        offset = self._file.tell()
+        self._file.write(data)
+        self._file.flush()  # readers open the file by name
+        return offset, len(data)
+
+    def add_segment(self, segment: Segment) -> SpooledSegment:
+        offset, size = self._append(segment.mp4)
+        return SpooledSegment(scene_id=segment.scene_id, path=self.path, offset=offset, size=size,
+                              duration_s=segment.duration_s, frames=segment.frames, width=segment.width,
+                              height=segment.height, fps=segment.fps, still=segment.still)
+
+    def add_narration(self, narration: Narration) -> SpooledNarration:
+        offset, size = self._append(narration.pcm)
+        return SpooledNarration(scene_id=narration.scene_id, path=self.path, offset=offset, size=size,
+                                sample_rate=narration.sample_rate, voice=narration.voice, words=narration.words)
+
+    def close(self) -> None:
+        self._file.close()
+        Path(self.path).unlink(missing_ok=True)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
