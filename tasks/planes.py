@@ -1,0 +1,154 @@
+"""Frames and layers as BT.709 yuv420p planes: the backdrop's move, layers converted once, blending.
+
+Frames are drawn in the encoder's own yuv420p planes: the backdrop is resampled straight into Y,
+U and V (the picture is converted once per scene), which costs half of resampling RGB and needs no
+conversion per frame, and each layer, converted once, blends plane by plane with alpha_over's
+arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+from kernels.compositing import (
+    crossfade,
+    ken_burns,
+    ken_burns_plane,
+    ken_burns_window,
+    plane_over,
+    rgb_to_yuv420p,
+    yuv420p_planes,
+)
+from tasks.layout import Palette, gradient
+
+if TYPE_CHECKING:
+    from tasks.images import Picture
+
+
+class Backdrop:
+    """The moving picture behind a scene: a picture with Ken Burns, or a drifting gradient."""
+
+    def __init__(self, picture: Picture | None, size: tuple[int, int], palette: Palette, seed: int, dim: float):
+        w, h = size
+        if picture is not None:
+            rgb = picture.to_rgb()
+        else:
+            # A gradient larger than the frame, so the same pan-and-zoom makes it drift.
+            rgb = gradient(int(w * 1.3) + 2, int(h * 1.3) + 2, palette)
+        if dim < 1.0:
+            rgb = np.ascontiguousarray((rgb.astype(np.uint16) * int(dim * 256) >> 8).astype(np.uint8))
+        self.image = rgb
+        self.planes = yuv_planes(rgb)
+        self.size = size
+        # Alternate the direction of the move from scene to scene.
+        self.pan = (0.06 if seed % 2 == 0 else -0.06, 0.03 if seed % 3 == 0 else -0.03)
+        self.zoom = (1.0, 1.12) if seed % 2 == 0 else (1.12, 1.0)
+
+    def window(self, u: float) -> tuple[float, float, float, float]:
+        h, w = self.image.shape[:2]
+        return ken_burns_window(w, h, self.size[0], self.size[1], u, zoom_from=self.zoom[0], zoom_to=self.zoom[1],
+                                pan=self.pan)
+
+    def draw(self, out: np.ndarray, u: float) -> None:
+        """The whole frame in RGB."""
+        ken_burns(self.image, out, *self.window(u))
+
+    def draw_planes(self, y: np.ndarray, cb: np.ndarray, cr: np.ndarray, u: float) -> None:
+        """The whole frame as yuv420p planes."""
+        x0, y0, ww, wh = self.window(u)
+        ken_burns_plane(self.planes[0], y, x0, y0, ww, wh)
+        for source, out in zip(self.planes[1:], (cb, cr), strict=True):
+            ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
+
+
+def yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BT.709 yuv420p planes of a picture (an odd last row or column is repeated to make it even)."""
+    h, w = rgb.shape[:2]
+    if h % 2 or w % 2:
+        rgb = np.ascontiguousarray(np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+        h, w = rgb.shape[:2]
+    y = np.empty((h, w), np.uint8)
+    cb = np.empty((h // 2, w // 2), np.uint8)
+    cr = np.empty((h // 2, w // 2), np.uint8)
+    rgb_to_yuv420p(rgb, y, cb, cr)
+    return y, cb, cr
+
+
+@dataclass
+class Planes:
+    """A frame's Y, U and V planes: arrays of its own, or an encoder frame's planes drawn in place."""
+
+    y: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+
+    @classmethod
+    def blank(cls, width: int, height: int) -> Planes:
+        chroma = (height // 2, width // 2)
+        return cls(np.empty((height, width), np.uint8), np.empty(chroma, np.uint8), np.empty(chroma, np.uint8))
+
+    @classmethod
+    def of_frame(cls, vf: av.VideoFrame) -> Planes | None:
+        """``vf``'s own planes, or None where its rows are padded (the kernels need contiguous planes).
+
+        Drawing straight into the encoder's frame saves copying every finished frame into it.
+        """
+        y, cb, cr = yuv420p_planes(vf)
+        if y.shape[1] != vf.width or cb.shape[1] != vf.width // 2 or cr.shape[1] != vf.width // 2:
+            return None
+        return cls(y, cb, cr)
+
+    def crossfade_from(self, previous: Planes, t: float) -> None:
+        for a, b in ((previous.y, self.y), (previous.cb, self.cb), (previous.cr, self.cr)):
+            crossfade(a, b, b, t)
+
+
+@dataclass
+class PlaneLayer:
+    """A layer as Y, U and V planes with their alphas, its corner and size even: it blends without RGB."""
+
+    y: np.ndarray
+    alpha: np.ndarray
+    cb: np.ndarray
+    cr: np.ndarray
+    chroma_alpha: np.ndarray
+    x: int
+    top: int
+
+    def blend(self, planes: Planes, opacity: float, dx: int = 0) -> None:
+        """Blend over ``planes``, moved ``dx`` (even) pixels to the right."""
+        x = self.x + dx
+        plane_over(planes.y, self.y, self.alpha, x, self.top, opacity)
+        plane_over(planes.cb, self.cb, self.chroma_alpha, x // 2, self.top // 2, opacity)
+        plane_over(planes.cr, self.cr, self.chroma_alpha, x // 2, self.top // 2, opacity)
+
+
+def plane_layer(rgba: np.ndarray, x: int, y: int) -> PlaneLayer:
+    """Convert an RGBA layer placed at ``(x, y)`` once, so frames blend it plane by plane."""
+    # Transparent padding puts the corner and the far edge on even pixels: whole chroma blocks.
+    left, top = x % 2, y % 2
+    h, w = rgba.shape[:2]
+    padded = np.pad(rgba, ((top, (h + top) % 2), (left, (w + left) % 2), (0, 0)))
+    rgb, alpha = np.ascontiguousarray(padded[..., :3]), np.ascontiguousarray(padded[..., 3])
+    ph, pw = alpha.shape
+    luma = np.empty((ph, pw), np.uint8)
+    cb = np.empty((ph // 2, pw // 2), np.uint8)
+    cr = np.empty_like(cb)
+    rgb_to_yuv420p(rgb, luma, cb, cr)
+    # A block's chroma is its alpha-weighted colour: where a glyph's edge covers part of a block, the
+    # colour is the glyph's and the block's alpha (the mean) says how much of it shows.
+    weights = alpha.reshape(ph // 2, 2, pw // 2, 2).astype(np.int64)
+    total = weights.sum(axis=(1, 3))
+    blocks = rgb.reshape(ph // 2, 2, pw // 2, 2, 3).astype(np.int64)
+    weighted = (blocks * weights[..., None]).sum(axis=(1, 3))
+    plain = blocks.sum(axis=(1, 3))
+    colour = np.where(total[..., None] > 0, (weighted + total[..., None] // 2) // np.maximum(total, 1)[..., None],
+                      (plain + 2) // 4).astype(np.uint8)
+    block_rgb = np.ascontiguousarray(np.repeat(np.repeat(colour, 2, axis=0), 2, axis=1))
+    rgb_to_yuv420p(block_rgb, np.empty_like(luma), cb, cr)
+    chroma_alpha = ((total + 2) // 4).astype(np.uint8)
+    return PlaneLayer(luma, alpha, cb, cr, chroma_alpha, x - left, y - top)
