@@ -25,6 +25,7 @@ from pydantic_settings import (
 
 from tasks.errors import ConfigurationError
 from tasks.models import FetchOptions, RenderOptions, RunnerKind, StoryboardOptions
+from tasks.writers import WRITERS
 
 DEFAULT_CONFIG_FILE = "pagereel.toml"
 
@@ -120,6 +121,13 @@ class Settings(BaseSettings):
         None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Render profile from tuning.profiles_dir to apply."
     )
     out_dir: Path = Field(Path("out"), description="Where each run's folder is written.")
+
+    @field_validator("storyboard")
+    @classmethod
+    def _known_writer(cls, value: StoryboardOptions) -> StoryboardOptions:
+        if value.writer not in WRITERS:
+            raise ValueError(f"writer must be one of {', '.join(sorted(WRITERS))}, not {value.writer!r}")
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -76,6 +76,10 @@ class StoryboardOptions(_Frozen):
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
     min_article_words: int = Field(60, ge=1, description="Shorter article bodies are refused.")
+    writer: str = Field(
+        "extractive", pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="Script writer, by name (tasks.writers.WRITERS): extractive, offline, is the default.",
+    )
 
 
 class RenderOptions(_Frozen):

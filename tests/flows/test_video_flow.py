@@ -119,6 +119,7 @@ def test_cli_table(http_server) -> None:
         ("/pages/garden-sensor.html", ["--edits", "EDITS"], "not valid YAML"),
         ("/pages/garden-sensor.html", ["--edits", "MISSING"], "does not exist"),
         ("/pages/garden-sensor.html", ["--aspect", "4:3"], "render.aspect"),
+        ("/pages/garden-sensor.html", ["--writer", "poet"], "writer must be one of extractive, not 'poet'"),
     ],
 )
 def test_cli_errors_are_one_line(http_server, monkeypatch, tmp_path: Path, path: str, args: list[str],
@@ -138,7 +139,7 @@ def test_cli_as_a_real_process(http_server, prefect_api: str, tmp_path: Path) ->
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     proc = subprocess.run(
         [sys.executable, "-m", "flows.video_flow", http_server.url("/pages/bergwald.html"), "--dry-run",
-         "--json", "--workflow-id", "dw"],
+         "--json", "--workflow-id", "dw", "--writer", "extractive"],
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
