@@ -15,6 +15,10 @@ Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
 RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
 SceneKind = Literal["title", "body", "closing"]
+#: Where a paragraph of an article came from: prose, a heading, a list item, a quote, a table cell.
+BlockKind = Literal["p", "heading", "item", "quote", "cell"]
+#: How a scene asks to be laid out: plain text, a list of items, or one key figure.
+SceneLayout = Literal["text", "list", "figure"]
 
 #: Colour themes a storyboard may ask for; the renderer maps each name to its palette.
 THEMES: tuple[str, ...] = ("midnight", "paper", "sunrise", "forest")
@@ -147,6 +151,12 @@ class Article(_Frozen):
     image_positions: list[int] = Field(default_factory=list)
     source_url: str | None = None
     site_name: str | None = None
+    #: For each paragraph, the block it came from; empty when unknown (every paragraph plain prose).
+    paragraph_kinds: list[BlockKind] = Field(default_factory=list)
+
+    def kind_of(self, paragraph: int) -> BlockKind:
+        """What paragraph ``paragraph`` is: prose, a heading, a list item, a quote or a table cell."""
+        return self.paragraph_kinds[paragraph] if paragraph < len(self.paragraph_kinds) else "p"
 
     @property
     def text(self) -> str:
@@ -167,6 +177,9 @@ class Scene(_Frozen):
     caption: str = Field("", max_length=120)
     image: str | None = None
     hint_s: float = Field(gt=0, le=600, description="Expected duration, from the narration length.")
+    layout: SceneLayout | None = Field(None, description="A layout hint for the renderer; None: plain text.")
+    items: list[str] | None = Field(None, max_length=20, description="The list items a list scene narrates.")
+    figure: str | None = Field(None, max_length=120, description="The key figure a scene carries, as written.")
 
 
 class Storyboard(_Frozen):
