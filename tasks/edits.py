@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.errors import EditError
 from tasks.models import THEMES, Aspect, Scene, SceneKind, Storyboard
-from tasks.text import estimate_seconds
+from tasks.text import TITLE_MIN_S, estimate_seconds, spoken_title
 
 MAX_EDITS_BYTES = 1_000_000
 _SEXAGESIMAL_ASPECTS = {16 * 60 + 9: "16:9", 9 * 60 + 16: "9:16", 1 * 60 + 1: "1:1"}
@@ -178,8 +178,26 @@ def apply_edits(
 
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
+    if changes.title is not None:
+        scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
     top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)
     return storyboard.model_copy(update={**top, "scenes": scenes})
+
+
+def _retitle(scenes: list[Scene], drafted: set[str], title: str, edited: dict[str, SceneEdit],
+             words_per_minute: float) -> list[Scene]:
+    """A new title is what the drafted title card shows and says, unless the edits give it other words."""
+    out = []
+    for scene in scenes:
+        own_words = scene.id in edited and "narration" in edited[scene.id].model_fields_set
+        if scene.kind == "title" and scene.id in drafted and not own_words:
+            narration = spoken_title(title)
+            scene = scene.model_copy(update={
+                "narration": narration,
+                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute)),
+            })
+        out.append(scene)
+    return out
 
 
 def _load_text(text: str) -> Any:

@@ -72,6 +72,7 @@ def test_edits_and_avatar_parameters(http_server) -> None:
                        user_edits={"title": "Edited", "drop": ["s1"], "aspect": "1:1"}, dry_run=True)
     board = state.storyboard
     assert board.title == "Edited" and board.avatar == "ada" and board.aspect == "1:1"
+    assert board.scenes[0].kind == "title" and board.scenes[0].narration == "Edited."  # what the card shows
     assert "s1" not in [s.id for s in board.scenes]
     assert state.workflow_id == "escape"
     assert Path(state.storyboard_path).parent.name == "escape"
