@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,7 +24,7 @@ from pydantic_settings import (
 )
 
 from tasks.errors import ConfigurationError
-from tasks.models import FetchOptions, RenderOptions, RunnerKind, StoryboardOptions
+from tasks.models import FetchOptions, LLMOptions, RenderOptions, RunnerKind, StoryboardOptions
 from tasks.writers import WRITERS
 
 DEFAULT_CONFIG_FILE = "pagereel.toml"
@@ -99,6 +99,14 @@ class TuningSettings(BaseModel):
     seed: int | None = Field(None, description="Sampler seed, for repeatable studies.")
 
 
+class LLMSettings(LLMOptions):
+    """The ``[llm]`` section: the llm script writer's endpoint. Its key comes from the environment only."""
+
+    api_key: SecretStr | None = Field(
+        None, exclude=True, description="Set PAGEREEL_LLM__API_KEY; the writer reads it there, never from here."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a run can be told, validated once."""
 
@@ -121,6 +129,18 @@ class Settings(BaseSettings):
         None, pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Render profile from tuning.profiles_dir to apply."
     )
     out_dir: Path = Field(Path("out"), description="Where each run's folder is written.")
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _llm_for_the_writer(cls, data: Any) -> Any:
+        # Writers see only their options: the [llm] section (less its key) travels in storyboard.llm.
+        if not isinstance(data, dict) or data.get("llm") is None:
+            return data
+        llm, story = data["llm"], data.get("storyboard") or {}
+        llm = llm.model_dump() if isinstance(llm, BaseModel) else {k: v for k, v in dict(llm).items() if k != "api_key"}
+        story = story.model_dump() if isinstance(story, BaseModel) else dict(story)
+        return {**data, "storyboard": {**story, "llm": llm}}
 
     @field_validator("storyboard")
     @classmethod

@@ -265,7 +265,7 @@ def main(
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/).")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
     profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
-    writer: Annotated[str | None, typer.Option(help="Script writer: extractive (default).")] = None,
+    writer: Annotated[str | None, typer.Option(help="Script writer: extractive (default) or llm.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:

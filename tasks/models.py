@@ -71,6 +71,22 @@ class FetchOptions(_Frozen):
         return self.image_hosts is None or (parts.hostname or "") in self.image_hosts
 
 
+class LLMOptions(_Frozen):
+    """Where the ``llm`` script writer asks: any OpenAI-compatible chat-completions endpoint.
+
+    The API key is never an option: the writer reads it from ``PAGEREEL_LLM__API_KEY`` when it
+    sends a request, so it is in no cache key, storyboard or log.
+    """
+
+    base_url: str | None = Field(
+        None, description="Endpoint base, e.g. http://localhost:11434/v1 (Ollama); None: the llm writer is off."
+    )
+    model: str = Field("llama3.2", min_length=1, max_length=200, description="Model name the endpoint knows.")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="Seconds for connect, each read, and the whole reply.")
+    attempts: int = Field(3, ge=1, le=10, description="Requests tried on invalid output, 429, 5xx and timeouts.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+
+
 class StoryboardOptions(_Frozen):
     """How the script is cut: length, pacing and language."""
 
@@ -84,6 +100,7 @@ class StoryboardOptions(_Frozen):
         "extractive", pattern=r"^[a-z][a-z0-9_-]{0,39}$",
         description="Script writer, by name (tasks.writers.WRITERS): extractive, offline, is the default.",
     )
+    llm: LLMOptions = Field(default_factory=LLMOptions, description="The llm writer's endpoint (the [llm] section).")
 
 
 class RenderOptions(_Frozen):
@@ -180,6 +197,9 @@ class Scene(_Frozen):
     layout: SceneLayout | None = Field(None, description="A layout hint for the renderer; None: plain text.")
     items: list[str] | None = Field(None, max_length=20, description="The list items a list scene narrates.")
     figure: str | None = Field(None, max_length=120, description="The key figure a scene carries, as written.")
+    writer: str | None = Field(None, max_length=40, description="Which writer wrote this scene, if not the default.")
+    sources: list[int] | None = Field(None, description="Numbers of the article sentences the scene draws on.")
+    repair: str | None = Field(None, max_length=300, description="Why the writer's text was replaced, if it was.")
 
 
 class Storyboard(_Frozen):

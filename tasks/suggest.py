@@ -76,8 +76,8 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
         raise ExtractionError("the article has no complete sentences to narrate; try another URL")
     wpm = options.words_per_minute
 
-    title_scene = _title_scene(article, wpm)
-    closing_scene = _closing_scene(article, wpm)
+    title_scene = title_scene_of(article, wpm)
+    closing_scene = closing_scene_of(article, wpm)
     budget = options.target_duration_s * wpm / 60.0
     budget -= count_words(title_scene.narration) + count_words(closing_scene.narration)
     min_body = max(1, options.min_scenes - 2)
@@ -88,9 +88,9 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     picked = _pick(sentences, scores, units, budget, min_body)
     groups = _group(picked, sentences, min_body, max_body)
 
-    weights = _token_weights(sentences)
+    weights = token_weights(sentences)
     headings = section_headings(article)
-    images = _ImagePicker(article)
+    images = ImagePicker(article)
     body: list[Scene] = []
     for n, group in enumerate(groups, start=1):
         text = " ".join(sentences[i].text for i in group)
@@ -133,6 +133,19 @@ def section_headings(article: Article) -> dict[int, str]:
     return out
 
 
+def caption_weights(article: Article) -> dict[str, float]:
+    """The weight of each content word of ``article``, as :func:`key_phrase` uses it."""
+    return token_weights(_sentences(article))
+
+
+def is_caption_phrase(caption: str) -> bool:
+    """True if ``caption`` fits on screen and neither starts nor ends on a function word."""
+    words = _CAPTION_WORD.findall(caption)
+    return bool(words) and len(caption) <= CAPTION_MAX_CHARS and not (
+        _is_edge_word(words[0]) or _is_edge_word(words[-1])
+    )
+
+
 def key_phrase(text: str, weights: dict[str, float]) -> str:
     """The heaviest noun phrase of ``text``, whole, as a short on-screen caption.
 
@@ -162,7 +175,7 @@ def _normal(text: str) -> str:
     return " ".join(w.lower() for w in WORD.findall(text))
 
 
-def _is_boilerplate(text: str) -> bool:
+def is_boilerplate(text: str) -> bool:
     return bool(_BOILERPLATE.search(text))
 
 
@@ -175,7 +188,7 @@ def _sentences(article: Article) -> list[_Sentence]:
         for text in split_sentences(paragraph):
             words = count_words(text)
             # Headings, datelines and captions have no closing punctuation: they are not narration.
-            if MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and TERMINAL.search(text) and not _is_boilerplate(text):
+            if MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and TERMINAL.search(text) and not is_boilerplate(text):
                 out.append(_Sentence(text, p, words, tuple(tokenize(text)), item=kind == "item"))
     return out
 
@@ -335,7 +348,7 @@ def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_bod
     return groups
 
 
-def _token_weights(sentences: list[_Sentence]) -> dict[str, float]:
+def token_weights(sentences: list[_Sentence]) -> dict[str, float]:
     tf: Counter[str] = Counter()
     df: Counter[str] = Counter()
     for s in sentences:
@@ -403,7 +416,7 @@ def _phrases(text: str) -> list[list[str]]:
     return out
 
 
-def _title_scene(article: Article, wpm: float) -> Scene:
+def title_scene_of(article: Article, wpm: float) -> Scene:
     narration = spoken_title(article.title)
     caption = f"By {article.byline}" if article.byline else (article.site_name or "")
     return Scene(
@@ -415,7 +428,7 @@ def _title_scene(article: Article, wpm: float) -> Scene:
     )
 
 
-def _closing_scene(article: Article, wpm: float) -> Scene:
+def closing_scene_of(article: Article, wpm: float) -> Scene:
     site = article.site_name or (urlsplit(article.source_url).hostname if article.source_url else None)
     source = f"an article on {site}" if site else "an article from the web"
     by = f" by {article.byline}" if article.byline else ""
@@ -430,7 +443,7 @@ def _closing_scene(article: Article, wpm: float) -> Scene:
     )
 
 
-class _ImagePicker:
+class ImagePicker:
     """Hands out the article's images to the scenes nearest to them, each image once."""
 
     def __init__(self, article: Article) -> None:

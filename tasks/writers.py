@@ -28,10 +28,17 @@ def _extractive() -> Writer:
     return suggest_storyboard
 
 
+def _llm() -> Writer:
+    from tasks.llm_writer import llm_storyboard
+
+    return llm_storyboard
+
+
 #: Every writer, by the name users type, as a function that imports it: knowing the names
 #: (settings check them) costs no import of any writer.
 WRITERS: dict[str, Callable[[], Writer]] = {
     "extractive": _extractive,
+    "llm": _llm,
 }
 
 

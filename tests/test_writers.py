@@ -87,3 +87,14 @@ def test_writer_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch) ->
         load_settings()
     monkeypatch.setenv("PAGEREEL_STORYBOARD__WRITER", "extractive")
     assert load_settings().storyboard.writer == "extractive"
+
+
+def test_llm_section_reaches_the_writer_without_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGEREEL_LLM__BASE_URL", "http://127.0.0.1:11434/v1")
+    monkeypatch.setenv("PAGEREEL_LLM__MODEL", "qwen3")
+    monkeypatch.setenv("PAGEREEL_LLM__API_KEY", "sk-secret")
+    settings = load_settings(storyboard={"writer": "llm"})
+    llm = settings.storyboard.llm
+    assert (llm.base_url, llm.model, settings.storyboard.writer) == ("http://127.0.0.1:11434/v1", "qwen3", "llm")
+    assert "sk-secret" not in settings.storyboard.model_dump_json() and "sk-secret" not in settings.model_dump_json()
+    assert settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == "sk-secret"

@@ -120,7 +120,7 @@ def test_cli_table(http_server) -> None:
         ("/pages/garden-sensor.html", ["--edits", "EDITS"], "not valid YAML"),
         ("/pages/garden-sensor.html", ["--edits", "MISSING"], "does not exist"),
         ("/pages/garden-sensor.html", ["--aspect", "4:3"], "render.aspect"),
-        ("/pages/garden-sensor.html", ["--writer", "poet"], "writer must be one of extractive, not 'poet'"),
+        ("/pages/garden-sensor.html", ["--writer", "poet"], "writer must be one of extractive, llm, not 'poet'"),
     ],
 )
 def test_cli_errors_are_one_line(http_server, monkeypatch, tmp_path: Path, path: str, args: list[str],
