@@ -16,6 +16,8 @@ _PROSE_TAGS = frozenset({"p", "head", "item", "quote", "cell"})
 _SKIP_TAGS = frozenset({"code", "table", "ref"})
 # What each prose block is, kept with the paragraph so writers can use headings and lists.
 _BLOCK_KINDS = {"p": "p", "head": "heading", "item": "item", "quote": "quote", "cell": "cell"}
+# Wiki headings end in their edit link: "Details[edit]".
+_EDIT_LINK = re.compile(r"\s*\[(?:edit|edit source|bearbeiten|modifier|editar)\]\s*$", re.IGNORECASE)
 # Image URLs that are page furniture rather than pictures of the story.
 _JUNK_IMAGE = re.compile(
     r"(?:^data:|\.svg(?:$|\?)|\b(?:logo|icon|avatar|sprite|spacer|pixel|divider|badge|banner|button|subscribe"
@@ -106,6 +108,8 @@ def _walk(main: etree._Element | None, base: str | None) -> tuple[list[str], lis
                 positions.append(len(paragraphs))
         elif el.tag in _PROSE_TAGS and not any(c.tag in _PROSE_TAGS for c in el.iterdescendants()):
             text = _clean(_text_of(el))
+            if el.tag == "head":
+                text = _EDIT_LINK.sub("", text)
             if text:
                 paragraphs.append(text)
                 kinds.append(_BLOCK_KINDS[el.tag])

@@ -34,6 +34,7 @@ from tasks.suggest import (
     is_boilerplate,
     is_caption_phrase,
     key_phrase,
+    narrated_paragraphs,
     suggest_storyboard,
     title_scene_of,
 )
@@ -89,10 +90,8 @@ def llm_storyboard(article: Article, options: StoryboardOptions | None = None) -
 def numbered_sentences(article: Article) -> list[tuple[str, int]]:
     """The article's sentences the model may cite, with the paragraph each comes from; numbered from 1."""
     out: list[tuple[str, int]] = []
-    for p, paragraph in enumerate(article.paragraphs):
-        if article.kind_of(p) in ("heading", "cell"):
-            continue
-        for text in split_sentences(paragraph):
+    for p in narrated_paragraphs(article):
+        for text in split_sentences(article.paragraphs[p]):
             if count_words(text) >= 3 and not is_boilerplate(text):
                 out.append((text, p))
     return out[:MAX_SENTENCES]

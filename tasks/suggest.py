@@ -58,6 +58,14 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 
+# Sections that are page furniture: what sits under these headings is never narrated.
+_FURNITURE_SECTION = re.compile(
+    r"^(?:references|notes|footnotes|citations|sources|bibliography|external links|see also|further reading"
+    r"|related(?: \w+)?|more (?:from|on|in|like)\b.*|read more|comments?|share(?: this)?(?: \w+)?|about the author"
+    r"|newsletter|sign up.*|subscribe.*|tags|categories|popular(?: \w+)?|trending(?: \w+)?|you might also like)$",
+    re.IGNORECASE,
+)
+
 
 @dataclass(frozen=True)
 class _Sentence:
@@ -179,12 +187,23 @@ def is_boilerplate(text: str) -> bool:
     return bool(_BOILERPLATE.search(text))
 
 
-def _sentences(article: Article) -> list[_Sentence]:
-    out: list[_Sentence] = []
+def narrated_paragraphs(article: Article) -> list[int]:
+    """Paragraphs a script may narrate: no headings, table cells, or sections such as "References"."""
+    out: list[int] = []
+    furniture = False
     for p, paragraph in enumerate(article.paragraphs):
         kind = article.kind_of(p)
-        if kind in ("heading", "cell"):
-            continue
+        if kind == "heading":
+            furniture = bool(_FURNITURE_SECTION.match(paragraph.strip(" :.")))
+        elif kind != "cell" and not furniture:
+            out.append(p)
+    return out
+
+
+def _sentences(article: Article) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    for p in narrated_paragraphs(article):
+        paragraph, kind = article.paragraphs[p], article.kind_of(p)
         for text in split_sentences(paragraph):
             words = count_words(text)
             # Headings, datelines and captions have no closing punctuation: they are not narration.

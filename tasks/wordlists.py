@@ -40,7 +40,7 @@ ADVERBS = _words(
     """also just only even still again already always never ever often sometimes usually very too quite
     rather really almost nearly here there then now today thus hence therefore however moreover furthermore
     meanwhile instead otherwise perhaps maybe indeed anyway back away else later soon not more most less
-    least much many few well far how why"""
+    least much many few well far how why right"""
 )
 OTHER_LANGUAGES = _words(
     """der die das den dem des ein eine einen einem einer und oder aber mit von zu zur zum im am auf für ist

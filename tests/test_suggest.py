@@ -206,3 +206,23 @@ def test_title_narration_is_not_repeated_by_the_first_scene() -> None:
     board = suggest_storyboard(art)
     assert board.scenes[0].narration == "Lighthouses still guide ships home every night."
     assert all("Lighthouses still guide ships home" not in s.narration for s in board.scenes[1:])
+
+
+def test_sections_that_are_page_furniture_are_never_narrated() -> None:
+    art = lines(
+        "Harbour pilots", *FILLER[:2], "References", "Smith, J. wrote the standard guide to harbour pilots in 1990.",
+        "More from Harbour News", "Harbour pilots in the south are striking for better pay this winter.",
+        "Weather", FILLER[2], FILLER[3],
+        kinds=["heading", "p", "p", "heading", "item", "heading", "p", "heading", "p", "p"],
+    )
+    board = suggest_storyboard(art, StoryboardOptions(target_duration_s=300, max_scenes=20))
+    script = " ".join(s.narration for s in board.scenes)
+    assert "standard guide" not in script and "striking" not in script
+    assert FILLER[0] in script and FILLER[3] in script
+
+
+def test_wiki_edit_links_leave_headings() -> None:
+    html = ("<html><body><article><h1>Lenses</h1><p>" + " ".join(FILLER) + "</p><h2>Details[edit]</h2><p>"
+            + " ".join(FILLER) + "</p></article></body></html>")
+    art = extract_article(html, "https://example.org/wiki/Lenses")
+    assert "Details" in art.paragraphs and not any("[edit]" in p for p in art.paragraphs)
