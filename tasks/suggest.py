@@ -162,8 +162,10 @@ def key_phrase(text: str, weights: dict[str, float]) -> str:
     middle of a name; at most ``CAPTION_MAXWORDS`` words and ``CAPTION_MAX_CHARS`` characters.
     """
     best: tuple[float, int, list[str]] | None = None
+    said = Counter(tokenize(text))
     for n, run in enumerate(_phrases(text)):
-        score = sum(_weight(w, weights) for w in run) / math.sqrt(len(run))
+        # A word the scene says again is what the scene is about.
+        score = sum(_weight(w, weights) * (1 + 0.5 * max(0, said[_token(w)] - 1)) for w in run) / math.sqrt(len(run))
         if len(run) >= 2:
             score *= 1.25  # a phrase reads better than a lone word
         if best is None or score > best[0]:
@@ -375,6 +377,10 @@ def token_weights(sentences: list[_Sentence]) -> dict[str, float]:
         df.update(set(s.tokens))
     n = len(sentences)
     return {t: (1 + math.log(c)) * math.log(1 + n / df[t]) for t, c in tf.items()}
+
+
+def _token(word: str) -> str:
+    return word.lower().replace("’", "'")
 
 
 def _weight(word: str, weights: dict[str, float]) -> float:

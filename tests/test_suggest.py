@@ -226,3 +226,10 @@ def test_wiki_edit_links_leave_headings() -> None:
             + " ".join(FILLER) + "</p></article></body></html>")
     art = extract_article(html, "https://example.org/wiki/Lenses")
     assert "Details" in art.paragraphs and not any("[edit]" in p for p in art.paragraphs)
+
+
+def test_caption_favours_what_the_scene_says_again() -> None:
+    text = ("Keepers climbed the stairs through the night to wind the weights. "
+            "Today most lighthouses run without keepers.")
+    weights = {"keepers": 1.0, "night": 1.3, "stairs": 0.5, "weights": 0.5, "lighthouses": 0.4}
+    assert key_phrase(text, weights) == "Keepers"
