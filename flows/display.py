@@ -26,7 +26,7 @@ def print_storyboard(state: WorkflowState, console: Console | None = None) -> No
     table.add_column("caption", style="cyan", ratio=1)
     table.add_column("narration", ratio=3)
     table.add_column("image", ratio=1, overflow="fold")
-    by_writer = any(scene.writer for scene in board.scenes)  # set by writers other than the default
+    by_writer = any(scene.writer for scene in board.scenes)
     if by_writer:
         table.add_column("writer (sources)", ratio=1)
     for scene in board.scenes:

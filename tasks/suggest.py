@@ -40,6 +40,7 @@ CAPTION_MAX_CHARS = 48
 WORDS_PER_SCENE = 30
 IMAGE_REACH = 3  # paragraphs an image may sit away from the scene it illustrates
 MAX_ITEMS = 8  # list items a list scene shows
+WRITER = "extractive"  # the name this writer is registered under, on each scene it writes
 
 # Caption words: numbers whole ("30,000", "4.5%", "1990s"), hyphenated and apostrophed words whole.
 _CAPTION_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|[^\W_]+(?:['’-][^\W_]+)*")
@@ -111,6 +112,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
                 caption=headings.get(first.paragraph) or key_phrase(text, weights),
                 image=images.near(first.paragraph),
                 hint_s=estimate_seconds(text, wpm),
+                writer=WRITER,
                 **_layout([sentences[i] for i in group], weights),
             )
         )
