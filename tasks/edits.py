@@ -178,15 +178,16 @@ def apply_edits(
 
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
-    if changes.title is not None:
-        scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
+    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
     top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)
     return storyboard.model_copy(update={**top, "scenes": scenes})
 
 
-def _retitle(scenes: list[Scene], drafted: set[str], title: str, edited: dict[str, SceneEdit],
+def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: dict[str, SceneEdit],
              words_per_minute: float) -> list[Scene]:
     """A new title is what the drafted title card shows and says, unless the edits give it other words."""
+    if title is None:
+        return scenes
     out = []
     for scene in scenes:
         own_words = scene.id in edited and "narration" in edited[scene.id].model_fields_set

@@ -20,13 +20,14 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tasks import llm_prompt
 from tasks.errors import ConfigurationError
-from tasks.models import Article, Scene, Storyboard, StoryboardOptions
+from tasks.models import Article, LLMOptions, Scene, Storyboard, StoryboardOptions
 from tasks.suggest import (
     ImagePicker,
     caption_weights,
@@ -122,51 +123,71 @@ def _ask(article: Article, sentences: list[str], options: StoryboardOptions) -> 
         "model": llm.model,
         "temperature": llm.temperature,
         "messages": [{"role": "system", "content": llm_prompt.SYSTEM}, {"role": "user", "content": user}],
-        "response_format": {"type": "json_object"},
     }
+    # The strictest structured output the server accepts: a JSON schema, a JSON object, plain text.
+    formats: list[dict[str, object] | None] = [
+        {"type": "json_schema", "json_schema": {"name": "storyboard", "schema": _LLMScript.model_json_schema()}},
+        {"type": "json_object"},
+        None,
+    ]
     key = os.environ.get(API_KEY_ENV)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     url = llm.base_url.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
     problem = "no attempt made"
+    tries = 0
     with httpx.Client(timeout=httpx.Timeout(llm.timeout_s), follow_redirects=False, trust_env=False) as client:
-        for attempt in range(llm.attempts):
-            try:
-                reply = client.post(url, json=body, headers=headers)
-            except httpx.TimeoutException:
-                problem = f"no answer within {llm.timeout_s:g} s"
+        while tries < llm.attempts:
+            request = {**body, "response_format": formats[0]} if formats[0] else body
+            outcome = _exchange(client, url, request, headers, llm)
+            if isinstance(outcome, _LLMScript):
+                return outcome
+            if outcome.plainer and formats[0] is not None:  # a downgrade is not an attempt: at most two
+                problem = f"the server refused response_format {formats.pop(0)['type']}"
                 continue
-            except httpx.HTTPError as exc:
-                problem = f"cannot be reached: {type(exc).__name__}"
-                _pause(attempt, None)
-                continue
-            if reply.status_code in (401, 403):
-                raise ConfigurationError(
-                    f"the llm endpoint {llm.base_url} refused the request (HTTP {reply.status_code}): "
-                    f"check the key in {API_KEY_ENV} and llm.model"
-                )
-            if reply.status_code == 429 or reply.status_code >= 500:
-                problem = f"HTTP {reply.status_code}"
-                _pause(attempt, reply.headers.get("retry-after"))
-                continue
-            if reply.status_code >= 400:
-                if "response_format" in body:  # a server that does not know JSON mode: ask in words only
-                    body.pop("response_format")
-                    problem = f"HTTP {reply.status_code} with JSON mode"
-                    continue
-                raise _Unusable(f"HTTP {reply.status_code}")
-            try:
-                return parse_script(reply.json()["choices"][0]["message"]["content"])
-            except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
-                problem = f"invalid output: {str(exc).splitlines()[0][:120]}"
+            if outcome.plainer:
+                raise _Unusable(outcome.problem)
+            problem, tries = outcome.problem, tries + 1
+            if tries < llm.attempts:
+                time.sleep(outcome.wait_s if outcome.wait_s >= 0 else min(5.0, 0.25 * 2 ** (tries - 1)))
     raise _Unusable(f"{problem}, after {llm.attempts} attempts")
 
 
-def _pause(attempt: int, retry_after: str | None) -> None:
+@dataclass(frozen=True)
+class _Failure:
+    problem: str
+    wait_s: float = -1.0  # how long the server asked to wait; negative: back off
+    plainer: bool = False  # the server refused the request as made: ask with a plainer output format
+
+
+def _exchange(client: httpx.Client, url: str, request: dict[str, object], headers: dict[str, str],
+              llm: LLMOptions) -> _LLMScript | _Failure:
+    """One request and what came of it: the script, or why not."""
     try:
-        wait = float(retry_after) if retry_after else 0.25 * 2**attempt
+        reply = client.post(url, json=request, headers=headers)
+    except httpx.TimeoutException:
+        return _Failure(f"no answer within {llm.timeout_s:g} s", wait_s=0.0)
+    except httpx.HTTPError as exc:
+        return _Failure(f"cannot be reached: {type(exc).__name__}")
+    if reply.status_code in (401, 403):
+        raise ConfigurationError(
+            f"the llm endpoint {llm.base_url} refused the request (HTTP {reply.status_code}): "
+            f"check the key in {API_KEY_ENV} and llm.model"
+        )
+    if reply.status_code == 429 or reply.status_code >= 500:
+        return _Failure(f"HTTP {reply.status_code}", wait_s=_retry_after(reply.headers.get("retry-after")))
+    if reply.status_code >= 400:
+        return _Failure(f"HTTP {reply.status_code}", plainer=True)
+    try:
+        return parse_script(reply.json()["choices"][0]["message"]["content"])
+    except (ValueError, KeyError, IndexError, TypeError, ValidationError) as exc:
+        return _Failure(f"invalid output: {str(exc).splitlines()[0][:120]}", wait_s=0.0)
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value), 0.0), 5.0) if value else -1.0
     except ValueError:
-        wait = 0.25 * 2**attempt
-    time.sleep(min(max(wait, 0.0), 5.0))
+        return -1.0
 
 
 # --------------------------------------------------------------------------- checking

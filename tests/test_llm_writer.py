@@ -141,7 +141,8 @@ def test_valid_json(chat, article: Article, monkeypatch: pytest.MonkeyPatch) -> 
     # "The Fresnel lens" starts on a function word: the caption rule holds for every writer.
     assert board.scenes[3].caption != "The Fresnel lens" and is_caption_phrase(board.scenes[3].caption)
     request = server.requests[0]
-    assert request["model"] == "scripted" and request["response_format"] == {"type": "json_object"}
+    assert request["model"] == "scripted" and request["response_format"]["type"] == "json_schema"
+    assert "scenes" in request["response_format"]["json_schema"]["schema"]["properties"]
     assert "1. For more than two thousand years" in request["messages"][1]["content"]
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
 
@@ -181,6 +182,17 @@ def test_scene_inventing_a_number_is_replaced_by_its_sources(chat, article: Arti
     assert repaired.narration.startswith("In 1822 the French physicist Augustin Fresnel designed a lens")
     named = chat(ok(script(article, s3={"narration": "Today most lighthouses in Norway run without keepers."})))
     assert "Norway" in (write_storyboard(article, options(named)).scenes[4].repair or "")
+
+
+def test_server_without_structured_output_is_asked_plainer(chat, article: Article) -> None:
+    refused = (400, "unknown field response_format", {})
+    server = chat(refused, refused, ok(script(article)))
+    assert_llm_board(write_storyboard(article, options(server, attempts=1)))
+    formats = [r.get("response_format", {}).get("type") for r in server.requests]
+    assert formats == ["json_schema", "json_object", None]
+    stubborn = chat(refused)
+    assert write_storyboard(article, options(stubborn)) == suggest_storyboard(article, StoryboardOptions())
+    assert len(stubborn.requests) == 3
 
 
 def test_429_then_success(chat, article: Article) -> None:
