@@ -140,6 +140,7 @@ def apply_edits(
         update = change.model_dump(exclude_unset=True)
         if "narration" in update:
             update["hint_s"] = estimate_seconds(update["narration"], words_per_minute)
+            update.update(writer=None, sources=None, repair=None)  # the words are the user's now
         scenes[i] = scenes[i].model_copy(update=update)
 
     for scene_id in changes.drop:

@@ -128,3 +128,11 @@ def test_edited_title_keeps_title_words_the_same_edits_give(board: Storyboard) -
     assert out.scene("title").narration == "New." and out.scene("title").caption == "By me"
     appended = apply_edits(board, {"title": "New", "append": [{"kind": "title", "narration": "Part two."}]})
     assert appended.scenes[-1].narration == "Part two."  # a title card the user wrote keeps its words
+
+
+def test_rewritten_narration_is_the_users_not_the_writers(board: Storyboard) -> None:
+    written = board.model_copy(update={"scenes": [s.model_copy(update={"writer": "llm", "sources": [2]})
+                                                  for s in board.scenes]})
+    out = apply_edits(written, {"scenes": {"s1": {"narration": "My own words here."}, "s2": {"caption": "Mine"}}})
+    assert out.scene("s1").writer is None and out.scene("s1").sources is None
+    assert out.scene("s2").writer == "llm" and out.scene("s2").sources == [2]  # same words, same writer
