@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from flows.runtime import PROGRESS
-from tasks.models import WorkflowState
+from tasks.models import Scene, WorkflowState
 
 
 def print_storyboard(state: WorkflowState, console: Console | None = None) -> None:
@@ -26,9 +26,15 @@ def print_storyboard(state: WorkflowState, console: Console | None = None) -> No
     table.add_column("caption", style="cyan", ratio=1)
     table.add_column("narration", ratio=3)
     table.add_column("image", ratio=1, overflow="fold")
+    by_writer = any(scene.writer for scene in board.scenes)
+    if by_writer:
+        table.add_column("writer (sources)", ratio=1)
     for scene in board.scenes:
         image = scene.image.rsplit("/", 1)[-1].split("?", 1)[0] if scene.image else ""
-        table.add_row(scene.id, f"{scene.hint_s:.1f}", scene.caption, scene.narration, image)
+        row = [scene.id, f"{scene.hint_s:.1f}", scene.caption, scene.narration, image]
+        if by_writer:
+            row.append(_writer_cell(scene))
+        table.add_row(*row)
     console.print(table)
     console.print(
         f"{len(board.scenes)} scenes, about {board.duration_hint_s:.0f} s. "
@@ -36,6 +42,13 @@ def print_storyboard(state: WorkflowState, console: Console | None = None) -> No
     )
     if state.video_path:
         console.print(f"Video: {state.video_path}")
+
+
+def _writer_cell(scene: Scene) -> str:
+    if not scene.writer:
+        return ""
+    cites = f" ({', '.join(map(str, scene.sources))})" if scene.sources else ""
+    return f"{scene.writer}{cites}" + (f": {scene.repair}" if scene.repair else "")
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -27,7 +27,8 @@ from pydantic_settings import (
 )
 
 from tasks.errors import ConfigurationError
-from tasks.models import FetchOptions, RenderOptions, RunnerKind, StoryboardOptions
+from tasks.models import FetchOptions, LLMOptions, RenderOptions, RunnerKind, StoryboardOptions
+from tasks.writers import WRITERS
 
 DEFAULT_CONFIG_FILE = "pagereel.toml"
 
@@ -134,6 +135,14 @@ class TuningSettings(BaseModel):
     seed: int | None = Field(None, description="Sampler seed, for repeatable studies.")
 
 
+class LLMSettings(LLMOptions):
+    """The ``[llm]`` section: the llm script writer's endpoint. Its key comes from the environment only."""
+
+    api_key: SecretStr | None = Field(
+        None, exclude=True, description="Set PAGEREEL_LLM__API_KEY; the writer reads it there, never from here."
+    )
+
+
 class Settings(BaseSettings):
     """Everything a run can be told, validated once."""
 
@@ -171,6 +180,25 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be a folder or an object-store URL ({known})")
             return value
         return Path(value) if isinstance(value, str) else value
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _llm_for_the_writer(cls, data: Any) -> Any:
+        # Writers see only their options: the [llm] section (less its key) travels in storyboard.llm.
+        if not isinstance(data, dict) or data.get("llm") is None:
+            return data
+        llm, story = data["llm"], data.get("storyboard") or {}
+        llm = llm.model_dump() if isinstance(llm, BaseModel) else {k: v for k, v in dict(llm).items() if k != "api_key"}
+        story = story.model_dump() if isinstance(story, BaseModel) else dict(story)
+        return {**data, "storyboard": {**story, "llm": llm}}
+
+    @field_validator("storyboard")
+    @classmethod
+    def _known_writer(cls, value: StoryboardOptions) -> StoryboardOptions:
+        if value.writer not in WRITERS:
+            raise ValueError(f"writer must be one of {', '.join(sorted(WRITERS))}, not {value.writer!r}")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -248,7 +276,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 #: outputs and metrics go, which cluster runs the work, how much one run may take) and comes only
 #: from the worker's pagereel.toml and PAGEREEL_* environment.
 RUN_CHOICES: dict[str, frozenset[str] | None] = {
-    "storyboard": frozenset({"target_duration_s", "max_scenes", "min_scenes", "words_per_minute", "language",
+    "storyboard": frozenset({"target_duration_s", "max_scenes", "min_scenes", "words_per_minute", "language", "writer",
                              "min_article_words"}),
     "render": frozenset({"aspect", "width", "height", "resolution", "fps", "theme", "crf", "preset",
                          "keyframe_interval", "voice", "speech_rate_wpm"}),

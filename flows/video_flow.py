@@ -356,6 +356,7 @@ def main(
     out: Annotated[str | None, typer.Option(help="Output folder (default out/) or object-store URL.")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
     profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
+    writer: Annotated[str | None, typer.Option(help="Script writer: extractive (default) or llm.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
@@ -367,6 +368,8 @@ def main(
         overrides["render"] = {"aspect": aspect}
     if duration is not None:
         overrides["storyboard"] = {"target_duration_s": duration}
+    if writer:
+        overrides["storyboard"] = {**overrides.get("storyboard", {}), "writer": writer}
     if out is not None:
         overrides["out_dir"] = out
     if profile:

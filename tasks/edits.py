@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.errors import EditError
 from tasks.models import THEMES, Aspect, Scene, SceneKind, Storyboard
-from tasks.text import estimate_seconds
+from tasks.text import TITLE_MIN_S, estimate_seconds, spoken_title
 
 MAX_EDITS_BYTES = 1_000_000
 #: Most characters of a bad value quoted in an error, and most problems named in one.
@@ -154,6 +154,7 @@ def apply_edits(
         update = change.model_dump(exclude_unset=True)
         if "narration" in update:
             update["hint_s"] = estimate_seconds(update["narration"], words_per_minute)
+            update.update(writer=None, sources=None, repair=None)  # the words are the user's now
         scenes[i] = scenes[i].model_copy(update=update)
 
     for scene_id in changes.drop:
@@ -194,6 +195,7 @@ def apply_edits(
 
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
+    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
     total_s = sum(s.hint_s for s in scenes)
     if max_duration_s is not None and total_s > max_duration_s:
         raise EditError(f"invalid edits: the video would last about {total_s:,.0f} s, more than "
@@ -202,6 +204,22 @@ def apply_edits(
     return storyboard.model_copy(update={**top, "scenes": scenes})
 
 
+def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: dict[str, SceneEdit],
+             words_per_minute: float) -> list[Scene]:
+    """A new title is what the drafted title card shows and says, unless the edits give it other words."""
+    if title is None:
+        return scenes
+    out = []
+    for scene in scenes:
+        own_words = scene.id in edited and "narration" in edited[scene.id].model_fields_set
+        if scene.kind == "title" and scene.id in drafted and not own_words:
+            narration = spoken_title(title)
+            scene = scene.model_copy(update={
+                "narration": narration,
+                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute)),
+            })
+        out.append(scene)
+    return out
 class _EditsLoader(yaml.SafeLoader):
     """Safe YAML without aliases: ``*name`` repeats a node, and repeats of repeats grow exponentially.
 

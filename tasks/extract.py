@@ -15,6 +15,10 @@ from tasks.models import Article
 # Blocks of trafilatura's XML that hold prose; `code` and tables are never narrated.
 _PROSE_TAGS = frozenset({"p", "head", "item", "quote", "cell"})
 _SKIP_TAGS = frozenset({"code", "table", "ref"})
+# What each prose block is, kept with the paragraph so writers can use headings and lists.
+_BLOCK_KINDS = {"p": "p", "head": "heading", "item": "item", "quote": "quote", "cell": "cell"}
+# Wiki headings end in their edit link: "Details[edit]".
+_EDIT_LINK = re.compile(r"\s*\[(?:edit|edit source|bearbeiten|modifier|editar)\]\s*$", re.IGNORECASE)
 # Image URLs that are page furniture rather than pictures of the story.
 _JUNK_IMAGE = re.compile(
     r"(?:^data:|\.svg(?:$|\?)|\b(?:logo|icon|avatar|sprite|spacer|pixel|divider|badge|banner|button|subscribe"
@@ -61,7 +65,7 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
         raise ExtractionError(_NO_ARTICLE)
     doc = etree.fromstring(xml.encode("utf-8"), parser=etree.XMLParser(huge_tree=False, resolve_entities=False))
     main = doc.find("main")
-    paragraphs, images, positions = _walk(main, base=url or doc.get("url"))
+    paragraphs, kinds, images, positions = _walk(main, base=url or doc.get("url"))
     words = sum(len(p.split()) for p in paragraphs)
     if words == 0:
         raise ExtractionError(_NO_ARTICLE)
@@ -82,15 +86,17 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
         image_positions=positions,
         source_url=url or doc.get("url") or None,
         site_name=_clean(doc.get("sitename") or "") or _host(url) or None,
+        paragraph_kinds=kinds,
     )
 
 
-def _walk(main: etree._Element | None, base: str | None) -> tuple[list[str], list[str], list[int]]:
+def _walk(main: etree._Element | None, base: str | None) -> tuple[list[str], list[str], list[str], list[int]]:
     paragraphs: list[str] = []
+    kinds: list[str] = []
     images: list[str] = []
     positions: list[int] = []
     if main is None:
-        return paragraphs, images, positions
+        return paragraphs, kinds, images, positions
     seen_images: set[str] = set()
     for el in main.iter():
         if any(a.tag in _SKIP_TAGS for a in _ancestors_and_self(el, main)):
@@ -103,9 +109,12 @@ def _walk(main: etree._Element | None, base: str | None) -> tuple[list[str], lis
                 positions.append(len(paragraphs))
         elif el.tag in _PROSE_TAGS and not any(c.tag in _PROSE_TAGS for c in el.iterdescendants()):
             text = _clean(_text_of(el))
+            if el.tag == "head":
+                text = _EDIT_LINK.sub("", text)
             if text:
                 paragraphs.append(text)
-    return paragraphs, images, positions
+                kinds.append(_BLOCK_KINDS[el.tag])
+    return paragraphs, kinds, images, positions
 
 
 def _ancestors_and_self(el: etree._Element, stop: etree._Element):

@@ -15,6 +15,10 @@ Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
 RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
 SceneKind = Literal["title", "body", "closing"]
+#: Where a paragraph of an article came from: prose, a heading, a list item, a quote, a table cell.
+BlockKind = Literal["p", "heading", "item", "quote", "cell"]
+#: How a scene asks to be laid out: plain text, a list of items, or one key figure.
+SceneLayout = Literal["text", "list", "figure"]
 
 #: Longest narration of one scene, in characters (about five minutes of speech).
 NARRATION_MAX_CHARS = 5000
@@ -89,6 +93,22 @@ class FetchOptions(_Frozen):
         return self.image_hosts is None or (parts.hostname or "") in self.image_hosts
 
 
+class LLMOptions(_Frozen):
+    """Where the ``llm`` script writer asks: any OpenAI-compatible chat-completions endpoint.
+
+    The API key is never an option: the writer reads it from ``PAGEREEL_LLM__API_KEY`` when it
+    sends a request, so it is in no cache key, storyboard or log.
+    """
+
+    base_url: str | None = Field(
+        None, description="Endpoint base, e.g. http://localhost:11434/v1 (Ollama); None: the llm writer is off."
+    )
+    model: str = Field("llama3.2", min_length=1, max_length=200, description="Model name the endpoint knows.")
+    timeout_s: float = Field(60.0, gt=0, le=900, description="Seconds for connect, each read, and the whole reply.")
+    attempts: int = Field(3, ge=1, le=10, description="Requests tried on invalid output, 429, 5xx and timeouts.")
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature.")
+
+
 class StoryboardOptions(_Frozen):
     """How the script is cut: length, pacing and language."""
 
@@ -101,6 +121,11 @@ class StoryboardOptions(_Frozen):
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
     min_article_words: int = Field(60, ge=1, description="Shorter article bodies are refused.")
+    writer: str = Field(
+        "extractive", pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="Script writer, by name (tasks.writers.WRITERS): extractive, offline, is the default.",
+    )
+    llm: LLMOptions = Field(default_factory=LLMOptions, description="The llm writer's endpoint (the [llm] section).")
 
     @model_validator(mode="after")
     def _scenes_range(self) -> StoryboardOptions:
@@ -175,6 +200,12 @@ class Article(_Frozen):
     image_positions: list[int] = Field(default_factory=list)
     source_url: str | None = None
     site_name: str | None = None
+    #: For each paragraph, the block it came from; empty when unknown (every paragraph plain prose).
+    paragraph_kinds: list[BlockKind] = Field(default_factory=list)
+
+    def kind_of(self, paragraph: int) -> BlockKind:
+        """What paragraph ``paragraph`` is: prose, a heading, a list item, a quote or a table cell."""
+        return self.paragraph_kinds[paragraph] if paragraph < len(self.paragraph_kinds) else "p"
 
     @property
     def text(self) -> str:
@@ -195,6 +226,12 @@ class Scene(_Frozen):
     caption: str = Field("", max_length=120)
     image: str | None = None
     hint_s: float = Field(gt=0, le=600, description="Expected duration, from the narration length.")
+    layout: SceneLayout | None = Field(None, description="A layout hint for the renderer; None: plain text.")
+    items: list[str] | None = Field(None, max_length=20, description="The list items a list scene narrates.")
+    figure: str | None = Field(None, max_length=120, description="The key figure a scene carries, as written.")
+    writer: str | None = Field(None, max_length=40, description="Which writer wrote this scene; None: a user.")
+    sources: list[int] | None = Field(None, description="Numbers of the article sentences the scene draws on.")
+    repair: str | None = Field(None, max_length=300, description="Why the writer's text was replaced, if it was.")
 
 
 class Storyboard(_Frozen):

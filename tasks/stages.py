@@ -18,7 +18,7 @@ from tasks.errors import PagereelError
 from tasks.extract import extract_article
 from tasks.fetch import fetch_page
 from tasks.local_cache import LocalFileContent
-from tasks.suggest import suggest_storyboard
+from tasks.writers import write_storyboard
 
 
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -56,8 +56,9 @@ extract_article_task = task(
     **_PERSIST,
 )
 
+# The writer is chosen by `options.writer`, so the name is part of the inputs the key hashes.
 suggest_storyboard_task = task(
-    suggest_storyboard,
+    write_storyboard,
     name="suggest_storyboard",
     cache_policy=INPUTS + StageCode(),
     **_PERSIST,

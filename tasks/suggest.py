@@ -2,13 +2,18 @@
 
 Sentences are ranked with TextRank (``kernels.textrank``), picked best-first until the word
 budget for the target duration is spent, put back in article order and grouped into scenes.
-A title scene opens the video and a closing scene names the source. Deterministic.
+A sentence that leans on the one before ("This", "However", "The third ...") comes with it or
+not at all, and a "first ... second ... third" run is narrated whole or not at all. Boilerplate
+(newsletter prompts, cookie notes, share buttons, credits) is never narrated. A scene's caption
+is the heading it sits under, else its heaviest noun phrase. A title scene opens the video and
+a closing scene names the source. Deterministic.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -16,7 +21,19 @@ from urllib.parse import urlsplit
 from kernels.textrank import rank_sentences
 from tasks.errors import ExtractionError
 from tasks.models import NARRATION_MAX_CHARS, Article, Scene, Storyboard, StoryboardOptions
-from tasks.text import TERMINAL, WORD, clip, count_words, estimate_seconds, is_stopword, split_sentences, tokenize
+from tasks.text import (
+    TERMINAL,
+    TITLE_MIN_S,
+    WORD,
+    clip,
+    count_words,
+    estimate_seconds,
+    is_stopword,
+    split_sentences,
+    spoken_title,
+    tokenize,
+)
+from tasks.wordlists import FUNCTION_WORDS, ORDINALS, REFERRING_OPENERS, VERBS
 
 logger = logging.getLogger("pagereel.suggest")
 
@@ -33,6 +50,33 @@ NAME_MAX_CHARS = 120
 MAX_SENTENCE_CHARS = 1000
 #: Scenes are planned to fill at most this share of a narration, so uneven groups still fit.
 _SCENE_FILL = 0.8
+MAX_ITEMS = 8  # list items a list scene shows
+WRITER = "extractive"  # the name this writer is registered under, on each scene it writes
+
+# Caption words: numbers whole ("30,000", "4.5%", "1990s"), hyphenated and apostrophed words whole.
+_CAPTION_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|[^\W_]+(?:['’-][^\W_]+)*")
+_NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?$")
+_YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
+_PHRASE_BREAK = frozenset(".;:!?()[]\"“”—–…")
+# Text that is page furniture, never narration.
+_BOILERPLATE = re.compile(
+    r"\b(?:sign(?:ing)?[ -]up|subscribe|subscription|newsletter|inbox)\b"
+    r"|\bcookies?\b|\ball rights reserved\b|©|\(c\)\s*\d{4}|\bcopyright\s+(?:©\s*)?\d{4}"
+    r"|\bshare\s+(?:this|on|via|with)\b|\b(?:follow|like|join)\s+us\b|\bclick\s+here\b"
+    r"|\b(?:photo(?:graph)?s?|images?|pictures?|illustrations?|video)\s*(?:credit|courtesy|by)?\s*:"
+    r"|\b(?:photo(?:graph)?|image|picture|illustration)\s+(?:by|courtesy\s+of)\b|\bcredits?\s*:"
+    r"|\bgetty\s+images\b|\bshutterstock\b|\b(?:AP|AFP|Reuters)\s+photo\b|\badvertisement\b"
+    r"|\bprivacy\s+policy\b|\bterms\s+of\s+(?:use|service)\b|\bread\s+(?:more|next)\s*:",
+    re.IGNORECASE,
+)
+
+# Sections that are page furniture: what sits under these headings is never narrated.
+_FURNITURE_SECTION = re.compile(
+    r"^(?:references|notes|footnotes|citations|sources|bibliography|external links|see also|further reading"
+    r"|related(?: \w+)?|more (?:from|on|in|like)\b.*|read more|comments?|share(?: this)?(?: \w+)?|about the author"
+    r"|newsletter|sign up.*|subscribe.*|tags|categories|popular(?: \w+)?|trending(?: \w+)?|you might also like)$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +85,7 @@ class _Sentence:
     paragraph: int
     words: int
     tokens: tuple[str, ...]
+    item: bool = False  # a list item of the article
 
 
 def suggest_storyboard(article: Article, options: StoryboardOptions | None = None) -> Storyboard:
@@ -51,35 +96,40 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
         raise ExtractionError("the article has no complete sentences to narrate; try another URL")
     wpm = options.words_per_minute
 
-    title_scene = _title_scene(article, wpm)
-    closing_scene = _closing_scene(article, wpm)
+    title_scene = title_scene_of(article, wpm)
+    closing_scene = closing_scene_of(article, wpm)
     budget = options.target_duration_s * wpm / 60.0
     budget -= count_words(title_scene.narration) + count_words(closing_scene.narration)
     min_body = max(1, options.min_scenes - 2)
     max_body = max(min_body, options.max_scenes - 2)
 
     scores = _scores(sentences)
-    picked = _pick(sentences, scores, budget, min_body)
+    units = _units(sentences, article.title)
+    picked = _pick(sentences, scores, units, budget, min_body)
     planned = _group(picked, sentences, min_body, max_body)
-    groups = [_within_limit(g, sentences, scores) for g in planned]
+    groups = [_within_limit(g, sentences, scores, units) for g in planned]
     left_out = sum(len(g) for g in planned) - sum(len(g) for g in groups)
     if left_out:
         logger.warning("left out %d sentences that would make a scene narrate more than %d characters; raise "
                        "storyboard.max_scenes for a longer video", left_out, NARRATION_MAX_CHARS)
 
-    weights = _token_weights(sentences)
-    images = _ImagePicker(article)
+    weights = token_weights(sentences)
+    headings = section_headings(article)
+    images = ImagePicker(article)
     body: list[Scene] = []
     for n, group in enumerate(groups, start=1):
         text = " ".join(sentences[i].text for i in group)
+        first = sentences[group[0]]
         body.append(
             Scene(
                 id=f"s{n}",
                 kind="body",
                 narration=text,
-                caption=key_phrase(text, weights),
-                image=images.near(sentences[group[0]].paragraph),
+                caption=headings.get(first.paragraph) or key_phrase(text, weights),
+                image=images.near(first.paragraph),
                 hint_s=estimate_seconds(text, wpm),
+                writer=WRITER,
+                **_layout([sentences[i] for i in group], weights),
             )
         )
     title_scene = title_scene.model_copy(update={"image": images.lead()})
@@ -91,34 +141,95 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     )
 
 
+def section_headings(article: Article) -> dict[int, str]:
+    """For each paragraph under one of the article's own headings, that heading (when it fits a caption).
+
+    The heading that repeats the title covers everything and says nothing: it is not a section.
+    """
+    out: dict[int, str] = {}
+    current: str | None = None
+    title = _normal(article.title).split()
+    for p, text in enumerate(article.paragraphs):
+        if article.kind_of(p) == "heading":
+            said = _normal(text).split()
+            fits = len(text) <= CAPTION_MAX_CHARS and said and said != title[: len(said)]
+            current = text.rstrip(":.") if fits else None
+        elif current:
+            out[p] = current
+    return out
+
+
+def caption_weights(article: Article) -> dict[str, float]:
+    """The weight of each content word of ``article``, as :func:`key_phrase` uses it."""
+    return token_weights(_sentences(article))
+
+
+def is_caption_phrase(caption: str) -> bool:
+    """True if ``caption`` fits on screen and neither starts nor ends on a function word."""
+    words = _CAPTION_WORD.findall(caption)
+    return bool(words) and len(caption) <= CAPTION_MAX_CHARS and not (
+        _is_edge_word(words[0]) or _is_edge_word(words[-1])
+    )
+
+
 def key_phrase(text: str, weights: dict[str, float]) -> str:
-    """The heaviest run of content words in ``text``, as a short on-screen caption."""
+    """The heaviest noun phrase of ``text``, whole, as a short on-screen caption.
+
+    A phrase never starts or ends on a function word, preposition, adverb or conjunction
+    (``tasks.wordlists``), never ends on a verb, keeps numbers whole and is never cut in the
+    middle of a name; at most ``CAPTION_MAXWORDS`` words and ``CAPTION_MAX_CHARS`` characters.
+    """
     best: tuple[float, int, list[str]] | None = None
-    for n, run in enumerate(_runs(text)):
-        score = sum(weights.get(w.lower().replace("’", "'"), 0.0) for w in run) / math.sqrt(len(run))
+    said = Counter(tokenize(text))
+    for n, run in enumerate(_phrases(text)):
+        # A word the scene says again is what the scene is about.
+        score = sum(_weight(w, weights) * (1 + 0.5 * max(0, said[_token(w)] - 1)) for w in run) / math.sqrt(len(run))
         if len(run) >= 2:
             score *= 1.25  # a phrase reads better than a lone word
         if best is None or score > best[0]:
             best = (score, n, run)
-    words = best[2] if best else WORD.findall(text)
-    caption = " ".join(words[:CAPTION_MAXWORDS])
-    if len(caption) > CAPTION_MAX_CHARS:
-        caption = caption[:CAPTION_MAX_CHARS].rsplit(" ", 1)[0]
+    if best is None:
+        words = [w for w in _CAPTION_WORD.findall(text) if not _is_edge_word(w)][:1]
+        caption = words[0] if words else ""
+    else:
+        caption = " ".join(best[2])
     return caption[:1].upper() + caption[1:]
 
 
 # --------------------------------------------------------------------------- internals
 
 
+def _normal(text: str) -> str:
+    return " ".join(w.lower() for w in WORD.findall(text))
+
+
+def is_boilerplate(text: str) -> bool:
+    return bool(_BOILERPLATE.search(text))
+
+
+def narrated_paragraphs(article: Article) -> list[int]:
+    """Paragraphs a script may narrate: no headings, table cells, or sections such as "References"."""
+    out: list[int] = []
+    furniture = False
+    for p, paragraph in enumerate(article.paragraphs):
+        kind = article.kind_of(p)
+        if kind == "heading":
+            furniture = bool(_FURNITURE_SECTION.match(paragraph.strip(" :.")))
+        elif kind != "cell" and not furniture:
+            out.append(p)
+    return out
+
+
 def _sentences(article: Article) -> list[_Sentence]:
     out: list[_Sentence] = []
-    for p, paragraph in enumerate(article.paragraphs):
+    for p in narrated_paragraphs(article):
+        paragraph, kind = article.paragraphs[p], article.kind_of(p)
         for text in split_sentences(paragraph):
             words = count_words(text)
             # Headings, datelines and captions have no closing punctuation: they are not narration.
             if (MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and len(text) <= MAX_SENTENCE_CHARS
-                    and TERMINAL.search(text)):
-                out.append(_Sentence(text, p, words, tuple(tokenize(text))))
+                    and TERMINAL.search(text) and not is_boilerplate(text)):
+                out.append(_Sentence(text, p, words, tuple(tokenize(text)), item=kind == "item"))
     return out
 
 
@@ -130,22 +241,132 @@ def _scores(sentences: list[_Sentence]) -> list[float]:
     return [float(r) * (1.0 + 0.25 / (1 + s.paragraph)) for r, s in zip(ranks, sentences, strict=True)]
 
 
-def _pick(sentences: list[_Sentence], scores: list[float], budget: float, min_count: int) -> list[int]:
+def _opening(text: str) -> list[str]:
+    return [w.lower() for w in WORD.findall(text[:80])[:3]]
+
+
+def _ordinal(text: str) -> int | None:
+    """The ordinal a sentence opens with: "The third problem ..." or "Second, ..." give 3 and 2."""
+    words = _opening(text)
+    if len(words) >= 2 and words[0] == "the" and words[1] in ORDINALS:
+        return ORDINALS[words[1]]
+    if words and words[0] in ORDINALS:
+        return ORDINALS[words[0]]
+    return None
+
+
+def _refers_back(text: str) -> bool:
+    words = _opening(text)
+    if not words:
+        return False
+    ordinal = _ordinal(text)
+    # "These towers ...", "Keeping that rhythm ...": a demonstrative early on points back too.
+    pointing = any(w in ("this", "these", "those") for w in words) or (
+        len(words) > 1 and words[0].endswith("ing") and words[1] == "that"
+    )
+    return words[0] in REFERRING_OPENERS or pointing or (ordinal is not None and ordinal > 1)
+
+
+def _units(sentences: list[_Sentence], title: str) -> list[frozenset[int] | None]:
+    """For each sentence, every sentence it must be narrated with (itself included), or None if it cannot be.
+
+    A sentence that refers back needs the one before it (in the same or the previous paragraph);
+    members of a "first ... second ... third" run need each other. A sentence that repeats the
+    title is never narrated: the title scene has just said it.
+    """
+    units: list[frozenset[int] | None] = []
+    for i, s in enumerate(sentences):
+        if _repeats(s.text, title):
+            units.append(None)
+        elif not _refers_back(s.text) or (_ordinal(s.text) or 0) > 1:
+            units.append(frozenset({i}))
+        elif i > 0 and sentences[i - 1].paragraph >= s.paragraph - 1 and units[i - 1] is not None:
+            units.append(units[i - 1] | {i})
+        else:
+            units.append(None)  # leans on something the script cannot say
+    for run in _ordinal_runs(sentences):
+        whole: frozenset[int] | None = frozenset()
+        for i in run:
+            whole = None if whole is None or units[i] is None else whole | units[i]
+        for j, unit in enumerate(units):
+            if unit is not None and unit & set(run):
+                units[j] = None if whole is None else unit | whole
+    # An ordinal above one outside any run has nothing to follow.
+    in_runs = {i for run in _ordinal_runs(sentences) for i in run}
+    for i, s in enumerate(sentences):
+        if (_ordinal(s.text) or 0) > 1 and i not in in_runs:
+            units[i] = None
+    return units
+
+
+def _ordinal_runs(sentences: list[_Sentence]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    last = 0
+    for i, s in enumerate(sentences):
+        n = _ordinal(s.text)
+        if n == 1:
+            runs.append([i])
+            last = 1
+        elif n is not None and runs and n == last + 1:
+            runs[-1].append(i)
+            last = n
+    return [run for run in runs if len(run) > 1]
+
+
+def _repeats(text: str, title: str) -> bool:
+    said, heading = _normal(text), _normal(title)
+    if not heading:
+        return False
+    if said.startswith(heading):
+        return True
+    a, b = set(said.split()), set(heading.split())
+    return len(a & b) >= 0.8 * len(a)
+
+
+def _pick(sentences: list[_Sentence], scores: list[float], units: list[frozenset[int] | None],
+          budget: float, min_count: int) -> list[int]:
     order = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
-    picked: list[int] = []
+    picked: set[int] = set()
     used = 0.0
     for i in order:
-        if used + sentences[i].words <= budget:
-            picked.append(i)
-            used += sentences[i].words
+        unit = units[i]
+        if unit is None or i in picked:
+            continue
+        cost = sum(sentences[j].words for j in unit - picked)
+        if used + cost <= budget:
+            picked |= unit
+            used += cost
     for i in order:  # a short budget still gets the fewest scenes asked for
         if len(picked) >= min_count:
             break
-        if i not in picked:
-            picked.append(i)
-    if not picked:
-        picked.append(order[0])
+        if units[i] is not None:
+            picked |= units[i]
+    for i in order:  # an article of nothing but dependent sentences still gets narrated
+        if len(picked) >= min(min_count, len(sentences)):
+            break
+        picked.add(i)
     return sorted(picked)
+
+
+def _layout(group: list[_Sentence], weights: dict[str, float]) -> dict[str, object]:
+    """The renderer's hint for a scene: its list items, or the key figure it carries."""
+    items = [s.text for s in group if s.item]
+    if len(items) >= 2:
+        return {"layout": "list", "items": items[:MAX_ITEMS]}
+    for s in group:
+        figure = _figure(s.text)
+        if figure:
+            return {"layout": "figure", "figure": figure}
+    return {}
+
+
+def _figure(text: str) -> str | None:
+    """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff")."""
+    for run in _phrases(text):
+        numbers = [w for w in run if _NUMBER.match(w) and not _YEAR.match(w)]
+        if numbers:
+            return " ".join(run)
+    return None
 
 
 def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_body: int) -> list[list[int]]:
@@ -170,21 +391,32 @@ def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_bod
     return groups
 
 
-def _within_limit(group: list[int], sentences: list[_Sentence], scores: list[float]) -> list[int]:
-    """The group, less its weakest sentences until its narration fits in one scene (in article order)."""
+def _within_limit(group: list[int], sentences: list[_Sentence], scores: list[float],
+                  units: list[frozenset[int] | None]) -> list[int]:
+    """The group, less its weakest sentences until its narration fits in one scene (in article order).
+
+    A sentence leaves together with every sentence of the group that leans on it, so cutting for
+    length never leaves a reference without what it refers to.
+    """
     kept = list(group)
     length = sum(len(sentences[i].text) + 1 for i in kept) - 1
     if length <= NARRATION_MAX_CHARS:
         return kept
     for i in sorted(group, key=lambda i: (scores[i], -i)):
-        if length <= NARRATION_MAX_CHARS or len(kept) == 1:
+        if length <= NARRATION_MAX_CHARS:
             break
-        kept.remove(i)
-        length -= len(sentences[i].text) + 1
+        if i not in kept:
+            continue
+        leaving = [j for j in kept if j == i or (units[j] is not None and i in units[j])]
+        if len(leaving) == len(kept):
+            continue  # the scene would be empty; a lighter sentence may still go
+        for j in leaving:
+            kept.remove(j)
+            length -= len(sentences[j].text) + 1
     return kept
 
 
-def _token_weights(sentences: list[_Sentence]) -> dict[str, float]:
+def token_weights(sentences: list[_Sentence]) -> dict[str, float]:
     tf: Counter[str] = Counter()
     df: Counter[str] = Counter()
     for s in sentences:
@@ -194,18 +426,39 @@ def _token_weights(sentences: list[_Sentence]) -> dict[str, float]:
     return {t: (1 + math.log(c)) * math.log(1 + n / df[t]) for t, c in tf.items()}
 
 
+def _token(word: str) -> str:
+    return word.lower().replace("’", "'")
+
+
+def _weight(word: str, weights: dict[str, float]) -> float:
+    parts = [w.lower().replace("’", "'") for w in WORD.findall(word)]
+    return sum(weights.get(p, 0.0) for p in parts) / max(1, len(parts))
+
+
+def _is_edge_word(word: str) -> bool:
+    """A word no caption starts or ends on: function words, prepositions, adverbs, conjunctions."""
+    w = word.lower().replace("’", "'")
+    return w in FUNCTION_WORDS or is_stopword(word) or (w.endswith("ly") and len(w) > 4)
+
+
+def _is_verb_end(word: str) -> bool:
+    w = word.lower()
+    return w in VERBS or (word.islower() and len(w) > 4 and w.endswith(("ed", "ing")))
+
+
 def _runs(text: str) -> list[list[str]]:
+    """Runs of words between punctuation and function words; numbers and hyphenated words whole."""
     runs: list[list[str]] = []
     current: list[str] = []
     last_end = 0
-    for match in WORD.finditer(text):
+    for match in _CAPTION_WORD.finditer(text):
         gap = text[last_end : match.start()]
         word = match.group(0)
-        breaks = any(ch in gap for ch in ".,;:!?()[]\"“”—–") or is_stopword(word)
-        if breaks and current:
+        edge = _is_edge_word(word) and not _NUMBER.match(word)
+        if (edge or any(ch in _PHRASE_BREAK or ch == "," for ch in gap)) and current:
             runs.append(current)
             current = []
-        if not is_stopword(word):
+        if not edge:
             current.append(word)
         last_end = match.end()
     if current:
@@ -213,9 +466,30 @@ def _runs(text: str) -> list[list[str]]:
     return runs
 
 
-def _title_scene(article: Article, wpm: float) -> Scene:
-    title = clip(article.title, TITLE_MAX_CHARS)
-    narration = title if TERMINAL.search(title) else f"{title}."
+def _phrases(text: str) -> list[list[str]]:
+    """Candidate noun phrases: runs trimmed of verbs at their ends, fitted whole to a caption."""
+    out: list[list[str]] = []
+    for run in _runs(text):
+        for k in range(len(run) - 1, 0, -1):
+            if _NUMBER.match(run[k]) and _is_verb_end(run[k - 1]):
+                run = run[k:]  # "ministry hired 30,000 staff": the count starts the phrase
+                break
+        while run and (_is_verb_end(run[-1]) or _is_edge_word(run[-1])):
+            run = run[:-1]
+        while run and (run[0].lower() in VERBS or _is_edge_word(run[0])):
+            run = run[1:]
+        # Too long: keep the end, where an English noun phrase has its head, never splitting a name.
+        while run and (len(run) > CAPTION_MAXWORDS or len(" ".join(run)) > CAPTION_MAX_CHARS):
+            dropped, run = run[0], run[1:]
+            while run and dropped[:1].isupper() and run[0][:1].isupper() and not _NUMBER.match(run[0]):
+                dropped, run = run[0], run[1:]  # never start in the middle of a name
+        if run and not _is_edge_word(run[0]) and not _is_edge_word(run[-1]):
+            out.append(run)
+    return out
+
+
+def title_scene_of(article: Article, wpm: float) -> Scene:
+    narration = spoken_title(clip(article.title, TITLE_MAX_CHARS))
     byline, site_name = _names(article)
     caption = f"By {byline}" if byline else (site_name or "")
     return Scene(
@@ -223,7 +497,7 @@ def _title_scene(article: Article, wpm: float) -> Scene:
         kind="title",
         narration=narration,
         caption=caption[:120],
-        hint_s=max(3.0, estimate_seconds(narration, wpm)),
+        hint_s=max(TITLE_MIN_S, estimate_seconds(narration, wpm)),
     )
 
 
@@ -233,7 +507,7 @@ def _names(article: Article) -> tuple[str | None, str | None]:
             clip(article.site_name, NAME_MAX_CHARS) if article.site_name else None)
 
 
-def _closing_scene(article: Article, wpm: float) -> Scene:
+def closing_scene_of(article: Article, wpm: float) -> Scene:
     byline, site_name = _names(article)
     host = urlsplit(article.source_url).hostname if article.source_url else None
     site = site_name or (clip(host, NAME_MAX_CHARS) if host else None)
@@ -249,7 +523,7 @@ def _closing_scene(article: Article, wpm: float) -> Scene:
     )
 
 
-class _ImagePicker:
+class ImagePicker:
     """Hands out the article's images to the scenes nearest to them, each image once."""
 
     def __init__(self, article: Article) -> None:

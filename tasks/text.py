@@ -23,6 +23,16 @@ STOPWORDS = frozenset(
 )
 
 
+#: Shortest a title scene lasts, however short the title: long enough to read it.
+TITLE_MIN_S = 3.0
+
+
+def spoken_title(title: str) -> str:
+    """The title as the title scene says it: a sentence, with its closing punctuation."""
+    title = title.strip()
+    return title if TERMINAL.search(title) else f"{title}."
+
+
 def estimate_seconds(text: str, words_per_minute: float) -> float:
     """How long ``text`` takes to say at ``words_per_minute``, with a short pause after it."""
     words = len(WORD.findall(text))

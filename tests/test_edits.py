@@ -108,3 +108,31 @@ def test_edits_file(tmp_path: Path, board: Storyboard) -> None:
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(EditError):
         load_edits_file(tmp_path / "bin.yaml")
+
+
+def test_edited_title_is_what_the_title_card_shows_and_says(board: Storyboard) -> None:
+    out = apply_edits(board, {"title": "Lights of the North Sea"}, words_per_minute=160)
+    assert out.title == "Lights of the North Sea"
+    title = out.scene("title")
+    # The card draws the title scene's narration and its first subtitle is the same words.
+    assert title.narration == "Lights of the North Sea."
+    assert title.hint_s >= 3.0
+    assert [s.narration for s in out.scenes[1:]] == [s.narration for s in board.scenes[1:]]
+    assert board.scene("title").narration == "Narration of title goes here."  # the input is untouched
+
+
+def test_edited_title_keeps_title_words_the_same_edits_give(board: Storyboard) -> None:
+    out = apply_edits(board, {"title": "New", "scenes": {"title": {"narration": "Welcome aboard."}}})
+    assert out.title == "New" and out.scene("title").narration == "Welcome aboard."
+    out = apply_edits(board, {"title": "New", "scenes": {"title": {"caption": "By me"}}})
+    assert out.scene("title").narration == "New." and out.scene("title").caption == "By me"
+    appended = apply_edits(board, {"title": "New", "append": [{"kind": "title", "narration": "Part two."}]})
+    assert appended.scenes[-1].narration == "Part two."  # a title card the user wrote keeps its words
+
+
+def test_rewritten_narration_is_the_users_not_the_writers(board: Storyboard) -> None:
+    written = board.model_copy(update={"scenes": [s.model_copy(update={"writer": "llm", "sources": [2]})
+                                                  for s in board.scenes]})
+    out = apply_edits(written, {"scenes": {"s1": {"narration": "My own words here."}, "s2": {"caption": "Mine"}}})
+    assert out.scene("s1").writer is None and out.scene("s1").sources is None
+    assert out.scene("s2").writer == "llm" and out.scene("s2").sources == [2]  # same words, same writer

@@ -72,6 +72,7 @@ def test_edits_and_avatar_parameters(http_server) -> None:
                        user_edits={"title": "Edited", "drop": ["s1"], "aspect": "1:1"}, dry_run=True)
     board = state.storyboard
     assert board.title == "Edited" and board.avatar == "ada" and board.aspect == "1:1"
+    assert board.scenes[0].kind == "title" and board.scenes[0].narration == "Edited."  # what the card shows
     assert "s1" not in [s.id for s in board.scenes]
     assert state.workflow_id == "escape"
     assert Path(state.storyboard_path).parent.name == "escape"
@@ -119,6 +120,7 @@ def test_cli_table(http_server) -> None:
         ("/pages/garden-sensor.html", ["--edits", "EDITS"], "not valid YAML"),
         ("/pages/garden-sensor.html", ["--edits", "MISSING"], "does not exist"),
         ("/pages/garden-sensor.html", ["--aspect", "4:3"], "render.aspect"),
+        ("/pages/garden-sensor.html", ["--writer", "poet"], "writer must be one of extractive, llm, not 'poet'"),
     ],
 )
 def test_cli_errors_are_one_line(http_server, monkeypatch, tmp_path: Path, path: str, args: list[str],
@@ -138,7 +140,7 @@ def test_cli_as_a_real_process(http_server, prefect_api: str, tmp_path: Path) ->
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     proc = subprocess.run(
         [sys.executable, "-m", "flows.video_flow", http_server.url("/pages/bergwald.html"), "--dry-run",
-         "--json", "--workflow-id", "dw"],
+         "--json", "--workflow-id", "dw", "--writer", "extractive"],
         cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
