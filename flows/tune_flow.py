@@ -77,9 +77,10 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     from tasks.extract import extract_article
     from tasks.fetch import fetch_page
     from tasks.images import fetch_picture_or_none
-    from tasks.narrate import narrate_scene, resolve_voice
+    from tasks.narrate import narrate_scene
     from tasks.suggest import suggest_storyboard
     from tasks.timeline import OUTPUT_SAMPLE_RATE
+    from tasks.voices import resolve_voice
 
     page = fetch_page(source, settings.fetch)
     article = extract_article(page.html, page.final_url, min_words=settings.storyboard.min_article_words)

@@ -24,7 +24,6 @@ from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, run_dir, sanitize_workflow_id, sweep_stale_parts, workflow_id_for
 from tasks.models import Storyboard, VideoResult, WorkflowState
-from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
 from tasks.stages import (
     apply_edits_task,
@@ -34,6 +33,7 @@ from tasks.stages import (
     suggest_storyboard_task,
 )
 from tasks.timeline import OUTPUT_SAMPLE_RATE
+from tasks.voices import resolve_voice
 
 
 def _policy(task: Any, settings: Settings) -> dict[str, Any]:
@@ -261,6 +261,8 @@ def main(
     edits: Annotated[Path | None, typer.Option(help="Storyboard edits, JSON or YAML.")] = None,
     runner: Annotated[str | None, typer.Option(help="thread, process, dask or ray.")] = None,
     aspect: Annotated[str | None, typer.Option(help="16:9, 9:16 or 1:1.")] = None,
+    voice: Annotated[str | None, typer.Option(help="ENGINE:NAME (espeak:en-gb, piper:en_US-joe-medium); "
+                                                   "a bare name is an espeak-ng voice.")] = None,
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default out/).")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
@@ -272,8 +274,8 @@ def main(
     overrides: dict[str, Any] = {}
     if runner:
         overrides["runner"] = {"kind": runner}
-    if aspect:
-        overrides["render"] = {"aspect": aspect}
+    if aspect or voice:
+        overrides["render"] = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
     if duration is not None:
         overrides["storyboard"] = {"target_duration_s": duration}
     if out is not None:

@@ -227,8 +227,27 @@ class StageCode(CachePolicy):
         return stage_code_digest(task_ctx.task.fn.__module__)
 
 
+@dataclass
+class NarrationEngine(CachePolicy):
+    """Key on the name and version of the engine that speaks the task's ``voice`` input.
+
+    A narration depends on the engine's build (espeak-ng's data, a Piper model file, a speech
+    API's model), which no import of pagereel's code shows.
+    """
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        voice = inputs.get("voice")
+        if not isinstance(voice, str):
+            return None
+        from tasks.voices import engine_version
+
+        return hashlib.sha256(engine_version(voice).encode()).hexdigest()
+
+
 __all__ = [
     "FIRST_PARTY",
+    "NarrationEngine",
     "LIBRARY_FINGERPRINTS",
     "StageCode",
     "forget",

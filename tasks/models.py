@@ -95,8 +95,10 @@ class RenderOptions(_Frozen):
         None, ge=1, le=1000, description="Most frames between keyframes (x264 keyint); None lets x264 choose."
     )
     threads: int = Field(0, ge=0, le=64, description="x264 threads; 0 lets x264 size them to the machine.")
-    voice: str | None = Field(None, description="espeak-ng voice; None takes the storyboard language.")
-    speech_rate_wpm: int = Field(165, ge=80, le=450, description="espeak-ng speaking rate.")
+    voice: str | None = Field(
+        None, description="ENGINE:NAME voice (a bare name is espeak-ng's); None takes the storyboard language."
+    )
+    speech_rate_wpm: int = Field(165, ge=80, le=450, description="Speaking rate, words per minute.")
     music: str | None = Field(None, description="Background music file, ducked under the narration.")
 
     @field_validator("theme")

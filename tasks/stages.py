@@ -13,7 +13,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
-from tasks.cachekeys import StageCode
+from tasks.cachekeys import NarrationEngine, StageCode
 from tasks.edits import apply_edits
 from tasks.errors import PagereelError
 from tasks.extract import extract_article
@@ -93,7 +93,7 @@ def _render_stage_tasks() -> dict[str, Any]:
             narrate_scene,
             name="narrate_scene",
             task_run_name="narrate {scene.id}",
-            cache_policy=INPUTS + StageCode(),
+            cache_policy=INPUTS + StageCode() + NarrationEngine(),
             **_PERSIST,
         ),
         "render": task(
