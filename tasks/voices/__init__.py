@@ -24,9 +24,18 @@ def _espeak() -> Narrator:
     return espeak.NARRATOR
 
 
+def _piper() -> Narrator:
+    from tasks.voices import piper
+
+    if (problem := piper.available()) is not None:
+        raise ConfigurationError(problem)
+    return piper.NARRATOR
+
+
 #: Engine name -> loader of its narrator (imports the engine's module, which may need an extra).
 ENGINES: dict[str, Callable[[], Narrator]] = {
     "espeak": _espeak,
+    "piper": _piper,
 }
 
 
