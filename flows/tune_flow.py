@@ -93,7 +93,8 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     before = scenes[index - 1] if index else None
     voice = resolve_voice(settings.render.voice or board.lang)
     spoken = narrate_scene(scene, voice=voice, rate_wpm=settings.render.speech_rate_wpm,
-                           sample_rate=OUTPUT_SAMPLE_RATE)
+                           sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=settings.render.loudness_lufs,
+                           peak_dbfs=settings.render.peak_dbfs)
     clip_s = settings.tuning.clip_seconds
     cut = int(clip_s * spoken.sample_rate) * 2
     narration = spoken.model_copy(update={

@@ -184,7 +184,8 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image)})
     picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in urls]
     narrations = [
-        tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
+        tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE,
+                                loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs)
         for scene in scenes
     ]
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
@@ -207,7 +208,8 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     done_narrations = recorder.gather("narrate", narrations)
     done_segments = recorder.gather("render", segments, progress=True)
     return recorder.run("assemble", tasks["assemble"], storyboard, done_segments, done_narrations, folder,
-                        music=render.music, cached=False)
+                        music=render.music, loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs,
+                        cached=False)
 
 
 def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: Settings) -> WorkflowState:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from kernels.audio import mix_ducked
+from kernels.loudness import normalize_loudness
 from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
@@ -40,6 +41,8 @@ def assemble_video(
     music: str | Path | None = None,
     music_gain: float = 0.35,
     duck_gain: float = 0.12,
+    loudness_lufs: float | None = None,
+    peak_dbfs: float = -1.0,
 ) -> VideoResult:
     """Write video.mp4, video.srt, video.vtt and thumbnail.png into ``out_dir`` and say where each scene sits."""
     out_dir = Path(out_dir)
@@ -63,7 +66,11 @@ def assemble_video(
     pcm = np.concatenate([_scene_pcm_48k(n, s.frames, fps) for n, s in zip(narrations, segments, strict=True)])
     if music_path is not None:
         bed = _music(music_path, len(pcm))
+        if loudness_lufs is not None:  # the gains then set the music against the voice, whatever the file's level
+            bed = normalize_loudness(bed, OUTPUT_SAMPLE_RATE, loudness_lufs, 0.0)
         pcm = mix_ducked(pcm, bed, OUTPUT_SAMPLE_RATE, duck_gain=duck_gain, music_gain=music_gain)
+    if loudness_lufs is not None:  # the whole mix at the target: scenes, engines and music agree
+        pcm = normalize_loudness(pcm, OUTPUT_SAMPLE_RATE, loudness_lufs, peak_dbfs)
 
     # The small files first: a video.mp4 in the folder means everything beside it is there too.
     cues = _clip(cues, duration)

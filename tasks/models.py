@@ -100,6 +100,11 @@ class RenderOptions(_Frozen):
     )
     speech_rate_wpm: int = Field(165, ge=80, le=450, description="Speaking rate, words per minute.")
     music: str | None = Field(None, description="Background music file, ducked under the narration.")
+    loudness_lufs: float = Field(
+        -16.0, ge=-40.0, le=-6.0,
+        description="Integrated loudness (EBU R128 / BS.1770, LUFS) of every narration and of the final mix.",
+    )
+    peak_dbfs: float = Field(-1.0, ge=-20.0, le=0.0, description="No sample of the sound goes above this (dBFS).")
 
     @field_validator("theme")
     @classmethod

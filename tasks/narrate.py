@@ -16,6 +16,7 @@ import unicodedata
 import av
 import numpy as np
 
+from kernels.loudness import normalize_loudness
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene, WordTiming
 from tasks.voices import narrator, resolve_voice, split_voice
@@ -38,13 +39,17 @@ def narrate(
     voice: str = "en",
     rate_wpm: int = 165,
     sample_rate: int | None = None,
+    loudness_lufs: float | None = -16.0,
+    peak_dbfs: float = -1.0,
 ) -> Narration:
     """Speak ``text``: mono 16-bit little-endian PCM and the time of each word.
 
     ``voice`` is ``ENGINE:NAME`` or a bare espeak-ng voice or language. ``words`` holds every
     whitespace-separated token of the text, punctuation attached, in order; tokens the engine gives
     no time of their own (e-mail, numbers it splits) get times shared out between their
-    neighbours. ``sample_rate`` resamples (PyAV/libswresample) when given.
+    neighbours. ``sample_rate`` resamples (PyAV/libswresample) when given. Every engine's speech is
+    brought to ``loudness_lufs`` (BS.1770 integrated loudness) with no sample above ``peak_dbfs``;
+    None leaves the engine's level as it is.
     """
     spoken = _speakable(text)
     if not spoken.strip():
@@ -68,12 +73,16 @@ def narrate(
     if sample_rate is not None and sample_rate != rate:
         pcm = _resample(pcm, rate, sample_rate)
         rate = sample_rate
+    if loudness_lufs is not None:
+        pcm = normalize_loudness(pcm, rate, loudness_lufs, peak_dbfs)
     return Narration(scene_id=scene_id, pcm=pcm.tobytes(), sample_rate=rate, voice=resolved, words=words)
 
 
-def narrate_scene(scene: Scene, *, voice: str, rate_wpm: int, sample_rate: int = 48000) -> Narration:
+def narrate_scene(scene: Scene, *, voice: str, rate_wpm: int, sample_rate: int = 48000,
+                  loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0) -> Narration:
     """Narrate one scene of the storyboard."""
-    return narrate(scene.narration, scene_id=scene.id, voice=voice, rate_wpm=rate_wpm, sample_rate=sample_rate)
+    return narrate(scene.narration, scene_id=scene.id, voice=voice, rate_wpm=rate_wpm, sample_rate=sample_rate,
+                   loudness_lufs=loudness_lufs, peak_dbfs=peak_dbfs)
 
 
 # --------------------------------------------------------------------------- text and timings

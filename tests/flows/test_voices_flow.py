@@ -6,11 +6,15 @@ import os
 import re
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+
+from flows.video_flow import video_flow
+from kernels.loudness import integrated_loudness
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
@@ -59,6 +63,38 @@ def test_cli_piper_voice_subtitles_start_with_the_words(http_server, prefect_api
     assert starts, cues
     for t in [cues[0][0], *starts]:
         assert min(abs(t - o) for o in onsets) <= 0.06, (t, onsets, cues)
+    # Piper speaks about 10 LU quieter than espeak-ng; the video is at the target all the same.
+    assert integrated_loudness(audio, rate) == pytest.approx(-16.0, abs=1.0)
+
+
+def _music(path: Path) -> Path:
+    """Three seconds of a loud chord with a beat, 44.1 kHz stereo: far louder than the target before mixing."""
+    rate = 44_100
+    t = np.arange(3 * rate) / rate
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3 * (0.6 + 0.4 * (t * 2 % 1 < 0.5))
+    pcm = (chord * 30000).astype(np.int16)
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(np.repeat(pcm, 2).reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("with_music", [False, True], ids=["voice", "voice+music"])
+def test_final_mix_is_at_the_loudness_target(http_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                             with_music: bool) -> None:
+    monkeypatch.setenv("PAGEREEL_RENDER__RESOLUTION", "144")
+    monkeypatch.setenv("PAGEREEL_RENDER__FPS", "8")
+    monkeypatch.setenv("PAGEREEL_RENDER__PRESET", "ultrafast")
+    monkeypatch.setenv("PAGEREEL_RENDER__LOUDNESS_LUFS", "-18")
+    if with_music:
+        monkeypatch.setenv("PAGEREEL_RENDER__MUSIC", str(_music(tmp_path / "bed.wav")))
+    state = video_flow(http_server.url("/pages/short-note.html"))
+    audio, rate = _audio(Path(state.video_path))
+    assert integrated_loudness(audio, rate) == pytest.approx(-18.0, abs=1.0)
+    assert np.abs(audio).max() <= 10 ** (-1 / 20) + 0.02  # the ceiling holds through the AAC encoder, nearly
 
 
 def test_cli_unknown_voice_is_one_clear_line(http_server, prefect_api: str, tmp_path: Path) -> None:
