@@ -223,6 +223,19 @@ def _piper(settings: Settings) -> BackendStatus:
     return BackendStatus("Voices: piper", True, version, True, lines, fallback)
 
 
+def _http_voice(settings: Settings) -> BackendStatus:
+    from tasks.voices.http import KEY_ENV, HttpNarrator
+
+    speaker = HttpNarrator(settings.speech)
+    key = "key set" if os.environ.get(KEY_ENV) else f"no key ({KEY_ENV})"
+    state = f"http:{settings.speech.voice} via {speaker.about(settings.speech.voice)}; {key}"
+    where = _host_port(settings.speech.base_url, 443 if settings.speech.base_url.startswith("https") else 80)
+    why = _tcp_reachable(*where) if where else "no host in speech.base_url"
+    if why is not None:
+        state += f"; unreachable ({why})"
+    return BackendStatus("Voices: http", True, _version("httpx"), why is None, state, "choose an espeak voice")
+
+
 PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "prefect": _prefect,
     "dask": _dask,
@@ -233,6 +246,7 @@ PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "optuna": _optuna,
     "espeak": _espeak,
     "piper": _piper,
+    "http": _http_voice,
 }
 
 

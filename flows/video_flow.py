@@ -175,7 +175,10 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     )
     # Everything a user can get wrong is checked before the first frame is drawn.
     avatar = check_avatar(storyboard.avatar)
-    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang)
+    # The http engine's options go to the tasks without the key, which each reads from its environment.
+    speech = settings.speech.model_copy(update={"api_key": None})
+    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang, speech)
+    speech_for = speech if voice.startswith("http:") else None
     if render.music and not Path(render.music).expanduser().is_file():
         raise ConfigurationError(f"music file {render.music!r} does not exist; check render.music")
     digest = hashlib.sha256(Path(avatar).read_bytes()).hexdigest() if avatar and "/" in avatar else None
@@ -185,7 +188,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     picture_futures = [tasks["picture"].submit(url, settings.fetch) for url in urls]
     narrations = [
         tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE,
-                                loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs)
+                                loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs, speech=speech_for)
         for scene in scenes
     ]
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.

@@ -244,7 +244,7 @@ class NarrationEngine(CachePolicy):
             return None
         from tasks.voices import engine_version
 
-        return hashlib.sha256(engine_version(voice).encode()).hexdigest()
+        return hashlib.sha256(engine_version(voice, inputs.get("speech")).encode()).hexdigest()
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator
 
 Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
@@ -76,6 +76,25 @@ class StoryboardOptions(_Frozen):
     words_per_minute: float = Field(160.0, ge=60, le=400, description="Narration pace used to fit the script.")
     language: str | None = Field(None, description="Narration language; None takes the article's.")
     min_article_words: int = Field(60, ge=1, description="Shorter article bodies are refused.")
+
+
+class SpeechOptions(_Frozen):
+    """The ``http`` narration engine: an OpenAI-compatible ``/v1/audio/speech`` endpoint.
+
+    The API key is read from the environment only (``PAGEREEL_SPEECH__API_KEY``), never from a
+    file, and never travels with the options (so it is in no cache key or log).
+    """
+
+    base_url: str = Field("http://127.0.0.1:8880/v1", pattern=r"^https?://\S+$",
+                          description="Base URL of the API; /audio/speech is added.")
+    model: str = Field("tts-1", min_length=1, max_length=100, description="The API's speech model.")
+    voice: str = Field("alloy", min_length=1, max_length=100, description="Voice for a bare `http:`.")
+    response_format: Literal["wav", "mp3"] = Field("wav", description="Audio the API is asked for.")
+    timeout_s: float = Field(60.0, gt=0, le=600, description="Longest wait for one answer.")
+    retries: int = Field(3, ge=0, le=10, description="Further tries after a 429, a 5xx or a timeout.")
+    # Accepted so that PAGEREEL_SPEECH__API_KEY parses; the engine reads the key from the environment
+    # itself, and the flows hand the tasks options without it.
+    api_key: SecretStr | None = Field(None, exclude=True, repr=False, description="From the environment only.")
 
 
 class RenderOptions(_Frozen):

@@ -18,7 +18,7 @@ import numpy as np
 
 from kernels.loudness import normalize_loudness
 from tasks.errors import ConfigurationError, RenderError
-from tasks.models import Narration, Scene, WordTiming
+from tasks.models import Narration, Scene, SpeechOptions, WordTiming
 from tasks.voices import narrator, resolve_voice, split_voice
 from tasks.voices.base import MAX_RATE_WPM, MIN_RATE_WPM
 
@@ -41,6 +41,7 @@ def narrate(
     sample_rate: int | None = None,
     loudness_lufs: float | None = -16.0,
     peak_dbfs: float = -1.0,
+    speech: SpeechOptions | None = None,
 ) -> Narration:
     """Speak ``text``: mono 16-bit little-endian PCM and the time of each word.
 
@@ -49,7 +50,7 @@ def narrate(
     no time of their own (e-mail, numbers it splits) get times shared out between their
     neighbours. ``sample_rate`` resamples (PyAV/libswresample) when given. Every engine's speech is
     brought to ``loudness_lufs`` (BS.1770 integrated loudness) with no sample above ``peak_dbfs``;
-    None leaves the engine's level as it is.
+    None leaves the engine's level as it is. ``speech`` configures the ``http`` engine.
     """
     spoken = _speakable(text)
     if not spoken.strip():
@@ -60,15 +61,15 @@ def narrate(
         raise ConfigurationError(
             f"sample rate {sample_rate} Hz is out of range; use {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE}"
         )
-    resolved = resolve_voice(voice)
+    resolved = resolve_voice(voice, speech)
     engine, name = split_voice(resolved)
-    speech = narrator(engine).synthesize(spoken, name, int(rate_wpm))
-    samples, rate = speech.samples, speech.sample_rate
+    said = narrator(engine, speech).synthesize(spoken, name, int(rate_wpm))
+    samples, rate = said.samples, said.sample_rate
     if samples.size == 0:
         raise RenderError(f"{engine} produced no audio for scene {scene_id!r}; check that its narration has words")
     loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > _SILENCE)
     speech_end_s = (int(loud[-1]) + 1 if loud.size else samples.size) / rate
-    words = _word_timings(spoken, speech.marks, speech_end_s)
+    words = _word_timings(spoken, said.marks, speech_end_s)
     pcm = samples.astype("<i2", copy=False)
     if sample_rate is not None and sample_rate != rate:
         pcm = _resample(pcm, rate, sample_rate)
@@ -79,10 +80,11 @@ def narrate(
 
 
 def narrate_scene(scene: Scene, *, voice: str, rate_wpm: int, sample_rate: int = 48000,
-                  loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0) -> Narration:
+                  loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0,
+                  speech: SpeechOptions | None = None) -> Narration:
     """Narrate one scene of the storyboard."""
     return narrate(scene.narration, scene_id=scene.id, voice=voice, rate_wpm=rate_wpm, sample_rate=sample_rate,
-                   loudness_lufs=loudness_lufs, peak_dbfs=peak_dbfs)
+                   loudness_lufs=loudness_lufs, peak_dbfs=peak_dbfs, speech=speech)
 
 
 # --------------------------------------------------------------------------- text and timings

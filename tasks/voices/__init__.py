@@ -12,19 +12,20 @@ import functools
 from collections.abc import Callable
 
 from tasks.errors import ConfigurationError
+from tasks.models import SpeechOptions
 from tasks.voices.base import Narrator, Speech
 
 #: The engine of a bare voice name, and of every narration unless a voice names another.
 DEFAULT_ENGINE = "espeak"
 
 
-def _espeak() -> Narrator:
+def _espeak(options: SpeechOptions | None) -> Narrator:
     from tasks.voices import espeak
 
     return espeak.NARRATOR
 
 
-def _piper() -> Narrator:
+def _piper(options: SpeechOptions | None) -> Narrator:
     from tasks.voices import piper
 
     if (problem := piper.available()) is not None:
@@ -32,10 +33,17 @@ def _piper() -> Narrator:
     return piper.NARRATOR
 
 
+def _http(options: SpeechOptions | None) -> Narrator:
+    from tasks.voices import http
+
+    return http.HttpNarrator(options)
+
+
 #: Engine name -> loader of its narrator (imports the engine's module, which may need an extra).
-ENGINES: dict[str, Callable[[], Narrator]] = {
+ENGINES: dict[str, Callable[[SpeechOptions | None], Narrator]] = {
     "espeak": _espeak,
     "piper": _piper,
+    "http": _http,
 }
 
 
@@ -54,23 +62,26 @@ def split_voice(voice: str) -> tuple[str, str]:
 
 
 @functools.cache
-def narrator(engine: str) -> Narrator:
-    """The process's narrator for ``engine``; ConfigurationError when it is unknown or not installed."""
+def narrator(engine: str, speech: SpeechOptions | None = None) -> Narrator:
+    """The process's narrator for ``engine``; ConfigurationError when it is unknown or not installed.
+
+    ``speech`` configures the ``http`` engine (the others need nothing).
+    """
     if engine not in ENGINES:
         raise ConfigurationError(f"unknown narration engine {engine!r}; use one of {', '.join(ENGINES)}")
-    return ENGINES[engine]()
+    return ENGINES[engine](speech if engine == "http" else None)
 
 
-def resolve_voice(voice: str) -> str:
+def resolve_voice(voice: str, speech: SpeechOptions | None = None) -> str:
     """The canonical ``ENGINE:NAME`` of a voice name or language tag, checked against the engine."""
     engine, name = split_voice(voice)
-    return f"{engine}:{narrator(engine).resolve(name)}"
+    return f"{engine}:{narrator(engine, speech).resolve(name)}"
 
 
-def engine_version(voice: str) -> str:
+def engine_version(voice: str, speech: SpeechOptions | None = None) -> str:
     """``ENGINE VERSION`` of the engine that speaks ``voice``: part of every narration's cache key."""
     engine, name = split_voice(voice)
-    speaker = narrator(engine)
+    speaker = narrator(engine, speech)
     return f"{engine} {speaker.version(speaker.resolve(name))}"
 
 

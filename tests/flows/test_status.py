@@ -16,7 +16,7 @@ from flows.settings import load_settings
 from flows.status import PROBE_TIMEOUT_S, get_status
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = {"prefect", "dask", "ray", "redis", "numba", "prometheus", "optuna", "espeak", "piper"}
+BACKENDS = {"prefect", "dask", "ray", "redis", "numba", "prometheus", "optuna", "espeak", "piper", "http"}
 FIELDS = {"name", "installed", "version", "live", "state", "falls_back_to"}
 REDIS_URL = "redis://127.0.0.1:6379/11"
 
@@ -88,7 +88,7 @@ def test_cli_status_json_and_table(pagereel_env: Path, prefect_api: str) -> None
     table = _cli("status", cwd=pagereel_env)
     assert table.returncode == 0, table.stderr
     for name in ("Prefect API", "Dask", "Ray", "Redis", "Numba", "Prometheus client", "Optuna", "falls back to",
-                 "Voices: espeak", "piper:en_US-joe-medium"):
+                 "Voices: espeak", "piper:en_US-joe-medium", "Voices: http"):
         assert name in table.stdout
     # Each Piper voice shows its model card's licence line: the user chooses with it in view.
     piper = status["piper"]

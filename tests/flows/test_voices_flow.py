@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 
 from flows.video_flow import video_flow
 from kernels.loudness import integrated_loudness
+from tests.test_speech_api import SpeechServer
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
@@ -25,9 +28,11 @@ def _seconds(h: str, m: str, s: str, ms: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
 
 
-def _run(http_server, prefect_api: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(http_server, prefect_api: str, tmp_path: Path, *args: str, **extra_env: str,
+         ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT),
-           "PAGEREEL_RENDER__RESOLUTION": "144", "PAGEREEL_RENDER__FPS": "8", "PAGEREEL_RENDER__PRESET": "ultrafast"}
+           "PAGEREEL_RENDER__RESOLUTION": "144", "PAGEREEL_RENDER__FPS": "8", "PAGEREEL_RENDER__PRESET": "ultrafast",
+           **extra_env}
     return subprocess.run([sys.executable, "-m", "flows.video_flow", http_server.url("/pages/short-note.html"), *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
 
@@ -103,3 +108,40 @@ def test_cli_unknown_voice_is_one_clear_line(http_server, prefect_api: str, tmp_
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: unknown Piper voice 'no-such-voice'") and "en_US-joe-medium" in last, last
     assert not (tmp_path / "out" / "nope" / "video.mp4").exists()
+
+
+@pytest.fixture
+def speech_api() -> Iterator[SpeechServer]:
+    server = SpeechServer()
+    thread = threading.Thread(target=server.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def test_cli_http_voice_makes_a_video_or_one_clear_error(http_server, prefect_api: str, tmp_path: Path,
+                                                        speech_api: SpeechServer) -> None:
+    env = {"PAGEREEL_SPEECH__BASE_URL": speech_api.url, "PAGEREEL_SPEECH__RESPONSE_FORMAT": "mp3",
+           "PAGEREEL_SPEECH__API_KEY": "sk-local"}
+    speech_api.script = ["429"]
+    done = _run(http_server, prefect_api, tmp_path, "--voice", "http:alloy", "--workflow-id", "api", **env)
+    assert done.returncode == 0, done.stderr
+    audio, rate = _audio(tmp_path / "out" / "api" / "video.mp4")
+    assert integrated_loudness(audio, rate) == pytest.approx(-16.0, abs=1.0)
+    assert speech_api.headers[0]["Authorization"] == "Bearer sk-local"
+    assert "sk-local" not in (tmp_path / "out" / "api" / "manifest.json").read_text()
+
+    speech_api.script = ["401"] * 50
+    refused = _run(http_server, prefect_api, tmp_path, "--voice", "http:alloy", "--workflow-id", "nokey",
+                   "--config", str(_no_cache(tmp_path)), **{**env, "PAGEREEL_SPEECH__API_KEY": ""})
+    assert refused.returncode == 1
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "refused the key (HTTP 401)" in last, refused.stderr
+    assert not (tmp_path / "out" / "nokey" / "video.mp4").exists()
+
+
+def _no_cache(tmp_path: Path) -> Path:
+    config = tmp_path / "fresh.toml"
+    config.write_text("[cache]\nenabled = false\n")
+    return config
