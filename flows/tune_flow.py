@@ -91,10 +91,11 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
         index = next((i for i, s in enumerate(scenes) if s.kind == "body"), 0)
     scene = scenes[index]
     before = scenes[index - 1] if index else None
-    voice = resolve_voice(settings.render.voice or board.lang)
+    speech = settings.speech.model_copy(update={"api_key": None})
+    voice = resolve_voice(settings.render.voice or board.lang, speech)
     spoken = narrate_scene(scene, voice=voice, rate_wpm=settings.render.speech_rate_wpm,
                            sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=settings.render.loudness_lufs,
-                           peak_dbfs=settings.render.peak_dbfs)
+                           peak_dbfs=settings.render.peak_dbfs, speech=speech if voice.startswith("http:") else None)
     clip_s = settings.tuning.clip_seconds
     cut = int(clip_s * spoken.sample_rate) * 2
     narration = spoken.model_copy(update={

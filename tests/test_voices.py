@@ -64,3 +64,12 @@ def test_the_engine_and_its_version_are_in_the_narration_key(monkeypatch: pytest
     monkeypatch.setattr(type(espeak), "version", lambda self, voice: "1.99-rebuilt")
     assert policy.compute_key(Ctx, inputs, {}) != before  # type: ignore[arg-type]
     assert voices.engine_version("en") == "espeak 1.99-rebuilt"
+
+
+def test_an_edits_file_names_any_engine_s_voice() -> None:
+    from tasks.edits import parse_edits
+
+    long_path = "piper:/srv/voices/" + "shared-team-voices/" * 4 + "en_GB-northern_english_male-medium.onnx"
+    assert len(long_path) > 60
+    for voice in ("espeak:en-gb", "piper:en_US-joe-medium", "http:alloy", long_path):
+        assert parse_edits(f"voice: {voice}\n").voice == voice
