@@ -6,6 +6,7 @@ so results can be cached by content, shipped to a worker and stored without pick
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Literal
 
@@ -95,6 +96,14 @@ class SpeechOptions(_Frozen):
     # Accepted so that PAGEREEL_SPEECH__API_KEY parses; the engine reads the key from the environment
     # itself, and the flows hand the tasks options without it.
     api_key: SecretStr | None = Field(None, exclude=True, repr=False, description="From the environment only.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _from_the_environment_only(cls, value: object) -> object:
+        given = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if given and given != os.environ.get("PAGEREEL_SPEECH__API_KEY"):
+            raise ValueError("the key belongs in the environment (PAGEREEL_SPEECH__API_KEY), not in a file")
+        return value
 
 
 class RenderOptions(_Frozen):

@@ -150,3 +150,17 @@ def test_nothing_listening_is_one_clear_error() -> None:
 def test_bad_voice_names() -> None:
     with pytest.raises(ConfigurationError, match="not a voice name"):
         resolve_voice("http:al loy")
+
+
+def test_the_key_is_taken_from_the_environment_only(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.settings import load_settings
+
+    monkeypatch.delenv("PAGEREEL_SPEECH__API_KEY", raising=False)
+    config = tmp_path / "pagereel.toml"
+    config.write_text('[speech]\nbase_url = "http://127.0.0.1:9/v1"\napi_key = "sk-in-a-file"\n')
+    with pytest.raises(ConfigurationError, match="PAGEREEL_SPEECH__API_KEY"):
+        load_settings(config)
+    monkeypatch.setenv("PAGEREEL_SPEECH__API_KEY", "sk-env")
+    config.write_text('[speech]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    settings = load_settings(config)
+    assert settings.speech.api_key is not None and "sk-env" not in repr(settings)
