@@ -87,15 +87,14 @@ def _music(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("with_music", [False, True], ids=["voice", "voice+music"])
-def test_final_mix_is_at_the_loudness_target(http_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                             with_music: bool) -> None:
+def test_final_mix_with_music_is_at_the_loudness_target(http_server, monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """espeak-ng under loud music, at a target of its own (the Piper and http runs check -16 without music)."""
     monkeypatch.setenv("PAGEREEL_RENDER__RESOLUTION", "144")
     monkeypatch.setenv("PAGEREEL_RENDER__FPS", "8")
     monkeypatch.setenv("PAGEREEL_RENDER__PRESET", "ultrafast")
     monkeypatch.setenv("PAGEREEL_RENDER__LOUDNESS_LUFS", "-18")
-    if with_music:
-        monkeypatch.setenv("PAGEREEL_RENDER__MUSIC", str(_music(tmp_path / "bed.wav")))
+    monkeypatch.setenv("PAGEREEL_RENDER__MUSIC", str(_music(tmp_path / "bed.wav")))
     state = video_flow(http_server.url("/pages/short-note.html"))
     audio, rate = _audio(Path(state.video_path))
     assert integrated_loudness(audio, rate) == pytest.approx(-18.0, abs=1.0)
