@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -19,3 +21,13 @@ def test_narration_benchmark_prints_each_engine_side_by_side() -> None:
     assert {"espeak:en-us", "piper:en_US-joe-medium"} <= set(rows), done.stdout
     for audio_s, one, two, _ratio in rows.values():
         assert float(audio_s) > 5 and float(one) > 0 and float(two) > 0
+
+
+@pytest.mark.slow
+def test_narration_benchmark_end_to_end_per_engine() -> None:
+    done = subprocess.run([sys.executable, "benchmarks/narration.py", "--repeat", "1", "--e2e", "--seconds", "15",
+                           "--resolution", "144"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    tail = done.stdout.split("end to end:")[1]
+    ratios = re.findall(r"^(\S+:\S+)\s+[\d.]+\s+[\d.]+\s+([\d.]+)x$", tail, re.M)
+    assert {voice for voice, _ in ratios} >= {"espeak:en-us", "piper:en_US-joe-medium"}, done.stdout
