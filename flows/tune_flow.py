@@ -77,9 +77,10 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     from tasks.extract import extract_article
     from tasks.fetch import fetch_page
     from tasks.images import fetch_picture_or_none, picture_source_folder
-    from tasks.narrate import narrate_scene, resolve_voice
+    from tasks.narrate import narrate_scene
     from tasks.suggest import suggest_storyboard
     from tasks.timeline import OUTPUT_SAMPLE_RATE
+    from tasks.voices import resolve_voice
 
     page = fetch_page(source, settings.fetch)
     article = extract_article(page.html, page.final_url, min_words=settings.storyboard.min_article_words)
@@ -90,9 +91,11 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
         index = next((i for i, s in enumerate(scenes) if s.kind == "body"), 0)
     scene = scenes[index]
     before = scenes[index - 1] if index else None
-    voice = resolve_voice(settings.render.voice or board.lang)
+    speech = settings.speech.model_copy(update={"api_key": None})
+    voice = resolve_voice(settings.render.voice or board.lang, speech)
     spoken = narrate_scene(scene, voice=voice, rate_wpm=settings.render.speech_rate_wpm,
-                           sample_rate=OUTPUT_SAMPLE_RATE)
+                           sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=settings.render.loudness_lufs,
+                           peak_dbfs=settings.render.peak_dbfs, speech=speech if voice.startswith("http:") else None)
     clip_s = settings.tuning.clip_seconds
     cut = int(clip_s * spoken.sample_rate) * 2
     narration = spoken.model_copy(update={

@@ -37,7 +37,6 @@ from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
-from tasks.narrate import resolve_voice
 from tasks.render import SceneContext
 from tasks.spool import Spool
 from tasks.stages import (
@@ -48,6 +47,7 @@ from tasks.stages import (
     suggest_storyboard_task,
 )
 from tasks.timeline import OUTPUT_SAMPLE_RATE
+from tasks.voices import resolve_voice
 
 log = logging.getLogger("pagereel.video_flow")
 
@@ -231,7 +231,10 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     )
     # Everything a user can get wrong is checked before the first frame is drawn.
     avatar = check_avatar(storyboard.avatar)
-    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang)
+    # The http engine's options go to the tasks without the key, which each reads from its environment.
+    speech = settings.speech.model_copy(update={"api_key": None})
+    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang, speech)
+    speech_for = speech if voice.startswith("http:") else None
     if render.music and not Path(render.music).expanduser().is_file():
         raise ConfigurationError(f"music file {render.music!r} does not exist on host {socket.gethostname()!r} "
                                  "(where the flow runs and mixes the sound); check render.music")
@@ -251,10 +254,13 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     local_urls = [u for u in urls if _is_local(u)]
     remote_urls = [u for u in urls if not _is_local(u)]
     picture_futures = [tasks["picture"].submit(url, settings.fetch, folder=folders[url]) for url in remote_urls]
-    narrations = {
-        i: tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm, sample_rate=OUTPUT_SAMPLE_RATE)
-        for i, scene in enumerate(scenes[:ahead])
-    }
+
+    def narrate(scene: Any) -> Any:
+        return tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm,
+                                       sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=render.loudness_lufs,
+                                       peak_dbfs=render.peak_dbfs, speech=speech_for)
+
+    narrations = {i: narrate(scene) for i, scene in enumerate(scenes[:ahead])}
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
     pictures = {url: _local_picture(url, folders[url], tasks["picture"], settings, recorder) for url in local_urls}
     pictures.update(zip(remote_urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
@@ -262,8 +268,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     def submit(i: int) -> Any:
         scene, before = scenes[i], scenes[i - 1] if i else None
         if i not in narrations:
-            narrations[i] = tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm,
-                                                    sample_rate=OUTPUT_SAMPLE_RATE)
+            narrations[i] = narrate(scene)
         context = SceneContext(index=i, total=len(scenes), theme=render.theme,
                                previous_kind=before.kind if before else None, avatar=avatar_name,
                                avatar_digest=digest, avatar_png=png)
@@ -284,7 +289,8 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
         recorder.collected("narrate")
         recorder.collected("render")
         return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,
-                            music=render.music, cached=False)
+                            music=render.music, loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs,
+                            cached=False)
 
 
 def _is_local(url: str) -> bool:
@@ -352,6 +358,8 @@ def main(
     edits: Annotated[Path | None, typer.Option(help="Storyboard edits, JSON or YAML.")] = None,
     runner: Annotated[str | None, typer.Option(help="thread, process, dask or ray.")] = None,
     aspect: Annotated[str | None, typer.Option(help="16:9, 9:16 or 1:1.")] = None,
+    voice: Annotated[str | None, typer.Option(help="ENGINE:NAME (espeak:en-gb, piper:en_US-joe-medium); "
+                                                   "a bare name is an espeak-ng voice.")] = None,
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
     out: Annotated[str | None, typer.Option(help="Output folder (default out/) or object-store URL.")] = None,
     config: Annotated[Path | None, typer.Option(help="Settings file (default ./pagereel.toml).")] = None,
@@ -364,8 +372,8 @@ def main(
     overrides: dict[str, Any] = {}
     if runner:
         overrides["runner"] = {"kind": runner}
-    if aspect:
-        overrides["render"] = {"aspect": aspect}
+    if aspect or voice:
+        overrides["render"] = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
     if duration is not None:
         overrides["storyboard"] = {"target_duration_s": duration}
     if writer:

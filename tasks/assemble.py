@@ -9,9 +9,10 @@ priming (about 21 ms) at every cut.
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from kernels.audio import mix_ducked
+from kernels.loudness import BLOCK_S, block_powers, gated_loudness, normalize_loudness, peak_limit
 from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
@@ -49,6 +51,8 @@ def assemble_video(
     music: str | Path | None = None,
     music_gain: float = 0.35,
     duck_gain: float = 0.12,
+    loudness_lufs: float | None = None,
+    peak_dbfs: float = -1.0,
 ) -> VideoResult:
     """Write video.mp4, video.srt, video.vtt and thumbnail.png into ``out_dir`` and say where each scene sits.
 
@@ -81,7 +85,12 @@ def assemble_video(
     video_path = out_dir / "video.mp4"
     with _SoundTrack(out_dir, narrations, segments, fps) as track:
         if music_path is not None:
-            track.add_music(_music(music_path, track.length), duck_gain=duck_gain, music_gain=music_gain)
+            bed = _music(music_path, track.length)
+            if loudness_lufs is not None:  # the gains then set the music against the voice, whatever the file's level
+                bed = normalize_loudness(bed, OUTPUT_SAMPLE_RATE, loudness_lufs, 0.0)
+            track.add_music(bed, duck_gain=duck_gain, music_gain=music_gain)
+        if loudness_lufs is not None:  # the whole mix at the target: scenes, engines and music agree
+            track.normalize(loudness_lufs, peak_dbfs)
         _write_video(video_path, segments, track)
     return VideoResult(video_path=str(video_path), srt_path=str(srt_path), vtt_path=str(vtt_path),
                        thumbnail_path=str(thumb_path), duration_s=duration, frames=start_frame, scenes=timings)
@@ -154,6 +163,7 @@ class _SoundTrack:
         self.length = 0
         self._music: np.ndarray | None = None
         self._gains = (0.0, 0.0)
+        self._level: tuple[float, float] | None = None  # gain and sample ceiling of the whole mix
         try:
             with os.fdopen(fd, "wb") as fh:
                 for narration, seg in zip(narrations, segments, strict=True):
@@ -170,9 +180,37 @@ class _SoundTrack:
         self._music = track
         self._gains = (duck_gain, music_gain)
 
+    def normalize(self, target_lufs: float, ceiling_dbfs: float) -> None:
+        """Bring the whole mix to ``target_lufs`` (measured span by span), peaks limited under ``ceiling_dbfs``."""
+        powers = [block_powers(x, OUTPUT_SAMPLE_RATE, first) for x, first in self._measured_spans()]
+        measured = gated_loudness(np.concatenate(powers) if powers else np.zeros(0))
+        if math.isfinite(measured):
+            self._level = (10.0 ** ((target_lufs - measured) / 20.0), 10.0 ** (ceiling_dbfs / 20.0))
+
+    def _measured_spans(self, span_s: int = 60) -> Iterator[tuple[np.ndarray, int]]:
+        # Each span carries a second before it (the K-weighting filters settle in it) and one block after it
+        # (so the blocks starting in the span are whole); blocks start on the same grid as over the whole.
+        rate = OUTPUT_SAMPLE_RATE
+        span = span_s * rate
+        for start in range(0, self.length, span):
+            lo = max(0, start - rate)
+            hi = min(self.length, start + span + round(BLOCK_S * rate))
+            yield self._mixed(lo, hi).astype(np.float64) / 32768.0, start - lo
+
     def span(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` of the track (shorter where the track ends), as a slice of the whole would be."""
         start, stop = min(start, self.length), min(max(start, stop), self.length)
+        if self._level is None:
+            return self._mixed(start, stop)
+        gain, ceiling = self._level
+        # The limiter looks 5 ms either side of a sample; a margin of 10 ms makes each span exact.
+        margin = OUTPUT_SAMPLE_RATE // 100
+        lo, hi = max(0, start - margin), min(self.length, stop + margin)
+        x = self._mixed(lo, hi).astype(np.float64) * (gain / 32768.0)
+        y = peak_limit(x, ceiling, OUTPUT_SAMPLE_RATE)[start - lo : stop - lo]
+        return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+
+    def _mixed(self, start: int, stop: int) -> np.ndarray:
         if self._music is None:
             return self._voice(start, stop)
         # The ducking of a sample depends on the voice within window + hold + fade of it (0.5 s with

@@ -169,6 +169,8 @@ LIBRARY_FINGERPRINTS: dict[str, Callable[[], str]] = {
     "numba": lambda: _dist("numba", "llvmlite"),
     "trafilatura": lambda: _dist("trafilatura", "lxml", "justext", "htmldate"),
     "lxml": lambda: _dist("lxml"),
+    "onnxruntime": lambda: _dist("onnxruntime"),
+    "onnx": lambda: _dist("onnx"),
     "charset_normalizer": lambda: _dist("charset-normalizer"),
 }
 
@@ -227,8 +229,27 @@ class StageCode(CachePolicy):
         return stage_code_digest(task_ctx.task.fn.__module__)
 
 
+@dataclass
+class NarrationEngine(CachePolicy):
+    """Key on the name and version of the engine that speaks the task's ``voice`` input.
+
+    A narration depends on the engine's build (espeak-ng's data, a Piper model file, a speech
+    API's model), which no import of pagereel's code shows.
+    """
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        voice = inputs.get("voice")
+        if not isinstance(voice, str):
+            return None
+        from tasks.voices import engine_version
+
+        return hashlib.sha256(engine_version(voice, inputs.get("speech")).encode()).hexdigest()
+
+
 __all__ = [
     "FIRST_PARTY",
+    "NarrationEngine",
     "LIBRARY_FINGERPRINTS",
     "StageCode",
     "forget",

@@ -70,7 +70,7 @@ class StoryboardEdits(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     title: str | None = Field(None, min_length=1, max_length=300)
-    voice: str | None = Field(None, min_length=1, max_length=60)
+    voice: str | None = Field(None, min_length=1, max_length=400)  # ENGINE:NAME; a Piper voice may be a path
     aspect: Aspect | None = None
     theme: str | None = None
     avatar: str | None = Field(None, min_length=1, max_length=1000)

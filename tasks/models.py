@@ -6,10 +6,11 @@ so results can be cached by content, shipped to a worker and stored without pick
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator, model_validator
 
 Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
@@ -135,6 +136,33 @@ class StoryboardOptions(_Frozen):
         return self
 
 
+class SpeechOptions(_Frozen):
+    """The ``http`` narration engine: an OpenAI-compatible ``/v1/audio/speech`` endpoint.
+
+    The API key is read from the environment only (``PAGEREEL_SPEECH__API_KEY``), never from a
+    file, and never travels with the options (so it is in no cache key or log).
+    """
+
+    base_url: str = Field("http://127.0.0.1:8880/v1", pattern=r"^https?://\S+$",
+                          description="Base URL of the API; /audio/speech is added.")
+    model: str = Field("tts-1", min_length=1, max_length=100, description="The API's speech model.")
+    voice: str = Field("alloy", min_length=1, max_length=100, description="Voice for a bare `http:`.")
+    response_format: Literal["wav", "mp3"] = Field("wav", description="Audio the API is asked for.")
+    timeout_s: float = Field(60.0, gt=0, le=600, description="Longest wait for one answer.")
+    retries: int = Field(3, ge=0, le=10, description="Further tries after a 429, a 5xx or a timeout.")
+    # Accepted so that PAGEREEL_SPEECH__API_KEY parses; the engine reads the key from the environment
+    # itself, and the flows hand the tasks options without it.
+    api_key: SecretStr | None = Field(None, exclude=True, repr=False, description="From the environment only.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _from_the_environment_only(cls, value: object) -> object:
+        given = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if given and given != os.environ.get("PAGEREEL_SPEECH__API_KEY"):
+            raise ValueError("the key belongs in the environment (PAGEREEL_SPEECH__API_KEY), not in a file")
+        return value
+
+
 class RenderOptions(_Frozen):
     """How frames look and are encoded."""
 
@@ -152,9 +180,16 @@ class RenderOptions(_Frozen):
         None, ge=1, le=1000, description="Most frames between keyframes (x264 keyint); None lets x264 choose."
     )
     threads: int = Field(0, ge=0, le=64, description="x264 threads; 0 lets x264 size them to the machine.")
-    voice: str | None = Field(None, description="espeak-ng voice; None takes the storyboard language.")
-    speech_rate_wpm: int = Field(165, ge=80, le=450, description="espeak-ng speaking rate.")
+    voice: str | None = Field(
+        None, description="ENGINE:NAME voice (a bare name is espeak-ng's); None takes the storyboard language."
+    )
+    speech_rate_wpm: int = Field(165, ge=80, le=450, description="Speaking rate, words per minute.")
     music: str | None = Field(None, description="Background music file, ducked under the narration.")
+    loudness_lufs: float = Field(
+        -16.0, ge=-40.0, le=-6.0,
+        description="Integrated loudness (EBU R128 / BS.1770, LUFS) of every narration and of the final mix.",
+    )
+    peak_dbfs: float = Field(-1.0, ge=-20.0, le=0.0, description="No sample of the sound goes above this (dBFS).")
 
     @field_validator("theme")
     @classmethod

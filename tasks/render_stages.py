@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from tasks.assemble import assemble_video
-from tasks.cachekeys import StageCode
+from tasks.cachekeys import NarrationEngine, StageCode
 from tasks.images import fetch_picture_or_none
 from tasks.local_cache import LocalFileContent
 from tasks.narrate import narrate_scene
@@ -35,7 +35,7 @@ narrate_scene_task = task(
     narrate_scene,
     name="narrate_scene",
     task_run_name="narrate {scene.id}",
-    cache_policy=INPUTS + StageCode(),
+    cache_policy=INPUTS + StageCode() + NarrationEngine(),
     **_PERSIST,
 )
 

@@ -1,4 +1,4 @@
-"""Narration through the real espeak-ng library: audio, word timings, voices, resampling, threads."""
+"""Narration through the real espeak-ng library (the default engine): audio, timings, voices, threads."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene
-from tasks.narrate import _word_timings, available_voices, narrate, narrate_scene, resolve_voice
+from tasks.narrate import _word_timings, narrate, narrate_scene
+from tasks.voices import narrator, resolve_voice
 
 SENTENCE = (
     "Mountain goats climb the steep cliffs of the northern valley every spring, "
@@ -103,7 +104,7 @@ def test_article_languages_resolve_to_voices(asked: str, same_as: str) -> None:
 
 
 def test_voice_catalogue() -> None:
-    voices = available_voices()
+    voices = narrator("espeak").voices()
     assert voices == sorted(voices)
     assert {"en", "en-us", "de", "fr"} <= set(voices)
     assert resolve_voice("en-us").lower().endswith("en-us")

@@ -17,7 +17,7 @@ from flows.status import PROBE_TIMEOUT_S, get_status
 from tests.conftest import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-BACKENDS = {"prefect", "dask", "ray", "redis", "numba", "prometheus", "optuna"}
+BACKENDS = {"prefect", "dask", "ray", "redis", "numba", "prometheus", "optuna", "espeak", "piper", "http"}
 FIELDS = {"name", "installed", "version", "live", "state", "falls_back_to"}
 def _closed_port() -> int:
     import socket
@@ -79,8 +79,13 @@ def test_cli_status_json_and_table(pagereel_env: Path, prefect_api: str) -> None
 
     table = _cli("status", cwd=pagereel_env)
     assert table.returncode == 0, table.stderr
-    for name in ("Prefect API", "Dask", "Ray", "Redis", "Numba", "Prometheus client", "Optuna", "falls back to"):
+    for name in ("Prefect API", "Dask", "Ray", "Redis", "Numba", "Prometheus client", "Optuna", "falls back to",
+                 "Voices: espeak", "piper:en_US-joe-medium", "Voices: http"):
         assert name in table.stdout
+    # Each Piper voice shows its model card's licence line: the user chooses with it in view.
+    piper = status["piper"]
+    assert piper["live"] and "piper:en_US-joe-medium (22050 Hz; dataset License: CC0" in piper["state"]
+    assert "lessac" in piper["state"]
 
 
 @pytest.mark.integration
