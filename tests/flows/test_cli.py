@@ -1,0 +1,64 @@
+"""The ``pagereel`` console script, run as users run it: the installed command, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.flows.cli_video import cli_env, client_folder
+
+pytestmark = [pytest.mark.integration]
+
+PAGEREEL = shutil.which("pagereel", path=str(Path(sys.executable).parent))
+
+
+def _pagereel(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    assert PAGEREEL, "the pagereel console script is not installed beside this Python (run make setup)"
+    return subprocess.run([PAGEREEL, *args], cwd=folder, env=cli_env(folder, **env), capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    done = _pagereel(tmp_path, "--help")
+    assert done.returncode == 0, done.stderr
+    for name in ("video", "batch", "tune", "status", "cache"):
+        assert name in done.stdout
+
+
+def test_status_reports_backends(tmp_path: Path) -> None:
+    done = _pagereel(tmp_path, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report, done.stdout
+
+
+def test_video_dry_run_makes_a_storyboard(prefect_api: str, tmp_path: Path) -> None:
+    folder = client_folder(tmp_path)
+    done = _pagereel(folder, "video", "article.html", "--workflow-id", "cli", "--dry-run", "--json",
+                     PREFECT_API_URL=prefect_api)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(done.stdout)
+    assert state["status"] == "storyboard"
+    assert (folder / "out" / "cli" / "storyboard.json").is_file()
+    assert len(state["storyboard"]["scenes"]) >= 3
+
+
+def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    done = _pagereel(tmp_path, "video", "no-such-page.html", "--dry-run")
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: "), done.stderr[-2000:]
+    assert "no-such-page.html" in lines[-1]
+
+
+def test_batch_and_cache_commands_answer(tmp_path: Path) -> None:
+    done = _pagereel(tmp_path, "batch", "--help")
+    assert done.returncode == 0 and "--file" in done.stdout, done.stderr
+    done = _pagereel(tmp_path, "cache", "clear")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("removed "), done.stdout
