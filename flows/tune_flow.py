@@ -80,7 +80,7 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     from tasks.narrate import narrate_scene
     from tasks.suggest import suggest_storyboard
     from tasks.timeline import OUTPUT_SAMPLE_RATE
-    from tasks.voices import resolve_voice
+    from tasks.voices import resolve_voice, voice_for_language
 
     page = fetch_page(source, settings.fetch)
     article = extract_article(page.html, page.final_url, min_words=settings.storyboard.min_article_words)
@@ -92,7 +92,8 @@ def reference_clip(source: str, settings: Settings) -> ReferenceClip:
     scene = scenes[index]
     before = scenes[index - 1] if index else None
     speech = settings.speech.model_copy(update={"api_key": None})
-    voice = resolve_voice(settings.render.voice or board.lang, speech)
+    chosen = settings.render.voice
+    voice = resolve_voice(chosen, speech) if chosen else voice_for_language(board.lang, speech)
     spoken = narrate_scene(scene, voice=voice, rate_wpm=settings.render.speech_rate_wpm,
                            sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=settings.render.loudness_lufs,
                            peak_dbfs=settings.render.peak_dbfs, speech=speech if voice.startswith("http:") else None)

@@ -47,7 +47,7 @@ from tasks.stages import (
     suggest_storyboard_task,
 )
 from tasks.timeline import OUTPUT_SAMPLE_RATE
-from tasks.voices import resolve_voice
+from tasks.voices import resolve_voice, voice_for_language
 
 log = logging.getLogger("pagereel.video_flow")
 
@@ -233,7 +233,8 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     avatar = check_avatar(storyboard.avatar)
     # The http engine's options go to the tasks without the key, which each reads from its environment.
     speech = settings.speech.model_copy(update={"api_key": None})
-    voice = resolve_voice(storyboard.voice or render.voice or storyboard.lang, speech)
+    chosen = storyboard.voice or render.voice
+    voice = resolve_voice(chosen, speech) if chosen else voice_for_language(storyboard.lang, speech)
     speech_for = speech if voice.startswith("http:") else None
     if render.music and not Path(render.music).expanduser().is_file():
         raise ConfigurationError(f"music file {render.music!r} does not exist on host {socket.gethostname()!r} "

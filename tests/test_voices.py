@@ -73,3 +73,20 @@ def test_an_edits_file_names_any_engine_s_voice() -> None:
     assert len(long_path) > 60
     for voice in ("espeak:en-gb", "piper:en_US-joe-medium", "http:alloy", long_path):
         assert parse_edits(f"voice: {voice}\n").voice == voice
+
+
+def test_an_article_in_a_language_without_a_voice_is_narrated_in_english_with_one_warning(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from tasks.voices import voice_for_language
+
+    with caplog.at_level("WARNING", logger="pagereel.voices"):
+        assert voice_for_language("de") == resolve_voice("de")
+        assert not caplog.records
+        assert voice_for_language("tlh") == resolve_voice("en")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "'tlh'" in warnings[0].getMessage()
+
+
+def test_a_voice_the_user_names_is_never_swapped_for_another() -> None:
+    with pytest.raises(ConfigurationError, match="tlh"):
+        resolve_voice("espeak:tlh")

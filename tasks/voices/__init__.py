@@ -9,6 +9,7 @@ engine's name to its module; each module is imported on first use only.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 
 from tasks.errors import ConfigurationError
@@ -17,6 +18,10 @@ from tasks.voices.base import Narrator, Speech
 
 #: The engine of a bare voice name, and of every narration unless a voice names another.
 DEFAULT_ENGINE = "espeak"
+#: The voice of an article whose language no voice speaks.
+FALLBACK_LANGUAGE = "en"
+
+log = logging.getLogger("pagereel.voices")
 
 
 def _espeak(options: SpeechOptions | None) -> Narrator:
@@ -87,3 +92,17 @@ def engine_version(voice: str, speech: SpeechOptions | None = None) -> str:
 
 __all__ = ["DEFAULT_ENGINE", "ENGINES", "Narrator", "Speech", "engine_version", "narrator", "resolve_voice",
            "split_voice"]
+
+
+def voice_for_language(lang: str | None, speech: SpeechOptions | None = None) -> str:
+    """The default engine's voice for an article in ``lang``; English, with one warning, when none speaks it.
+
+    Only for a language read off a page: a voice the user named that does not exist is their
+    mistake to fix, and :func:`resolve_voice` refuses it.
+    """
+    try:
+        return resolve_voice(lang or FALLBACK_LANGUAGE, speech)
+    except ConfigurationError:
+        log.warning("no %s voice speaks the article's language %r; narrating in %r instead (name a voice with "
+                    "--voice or render.voice to choose another)", DEFAULT_ENGINE, lang, FALLBACK_LANGUAGE)
+        return resolve_voice(FALLBACK_LANGUAGE, speech)
