@@ -51,9 +51,9 @@ def test_video_dry_run_makes_a_storyboard(prefect_api: str, tmp_path: Path) -> N
 def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     done = _pagereel(tmp_path, "video", "no-such-page.html", "--dry-run")
     assert done.returncode == 1
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
-    assert lines[-1].startswith("error: "), done.stderr[-2000:]
-    assert "no-such-page.html" in lines[-1]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "no-such-page.html" in errors[0]
 
 
 def test_batch_and_cache_commands_answer(tmp_path: Path) -> None:
