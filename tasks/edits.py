@@ -237,16 +237,22 @@ class _EditsLoader(yaml.SafeLoader):
 
 
 def _check_depth(data: Any) -> None:
-    """Refuse lists and mappings nested deeper than :data:`MAX_EDITS_DEPTH`, without recursing."""
+    """Refuse lists and mappings nested deeper than :data:`MAX_EDITS_DEPTH`, without recursing.
+
+    A container met again at the same depth is not walked again: a mapping handed over by a caller
+    may share one list many times (as a parsed alias bomb does), standing for billions of items.
+    """
     stack: list[tuple[Any, int]] = [(data, 1)]
+    seen: set[tuple[int, int]] = set()
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, dict | list | tuple):
+        if isinstance(value, dict | list | tuple) and (id(value), depth) not in seen:
             if depth > MAX_EDITS_DEPTH:
                 raise EditError(f"edits are nested more than {MAX_EDITS_DEPTH} levels deep; "
                                 "an edits file needs four at most")
+            seen.add((id(value), depth))
             children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
 
 
 def _load_text(text: str) -> Any:
