@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect.cache_policies import CachePolicy, Inputs
+from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.exceptions import HashError
+from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel
 
 #: Top-level packages whose modules are pagereel's own: their sources are part of a key.
@@ -249,19 +251,25 @@ class NarrationEngine(CachePolicy):
 
 
 @dataclass
-class DigestedInputs(Inputs):
+class DigestedInputs(CachePolicy):
     """Prefect's INPUTS, with every ``bytes`` value (inside models too) standing as its SHA-256.
 
     INPUTS dumps the inputs to JSON before hashing them: a scene's narration PCM and pictures
     would be base64-encoded, then copied into a JSON string and its bytes, several times the
     size of the PCM held at once per task, and an hour's scenes are long. A digest is read from
-    the bytes where they lie. ``Inputs.exclude`` (``DigestedInputs() - "name"``) still applies.
+    the bytes where they lie. (Not a subclass of ``Inputs``: a compound policy would swap it for
+    a plain ``Inputs``.)
     """
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
                     **kwargs: Any) -> str | None:
-        digested = {name: digested_value(value) for name, value in (inputs or {}).items()}
-        return super().compute_key(task_ctx, digested, flow_parameters, **kwargs)
+        if not inputs:
+            return None
+        digested = {name: digested_value(value) for name, value in inputs.items()}
+        try:
+            return hash_objects(digested, raise_on_failure=True)
+        except HashError as exc:
+            raise ValueError(f"{exc}\n\nthe task's inputs cannot be keyed; give it cache_policy=NO_CACHE") from exc
 
 
 def digested_value(value: Any) -> Any:
