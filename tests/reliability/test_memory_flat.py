@@ -130,3 +130,38 @@ def test_freed_scene_buffers_go_back_to_the_system(tuned: bool) -> None:
         assert grown < 16, f"{grown} MiB stayed resident after 12 freed 8 MiB buffers"
     else:  # the default keeps them: without this the tuned case would show nothing
         assert grown >= 16, f"glibc's default kept only {grown} MiB: the tuned case above proves nothing"
+
+
+def test_narrations_take_turns_at_the_loudness_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two long scenes narrated at once on threads never hold the loudness pass's buffers side by side."""
+    import threading
+    import time
+
+    import tasks.narrate as narrate_module
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+    real = narrate_module.normalize_loudness
+
+    def counted(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)  # long enough for the other thread to arrive (no time is asserted)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(narrate_module, "normalize_loudness", counted)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        narrate_module.narrate(f"Scene {i} speaks a few words here.", scene_id=f"s{i}", sample_rate=SR)))
+        for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    assert most[0] == 1, f"{most[0]} loudness passes ran at once"
