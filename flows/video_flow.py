@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -18,10 +17,11 @@ from prefect import flow
 from flows.artifacts import progress_reporter, publish_storyboard, publish_video
 from flows.cache import configure_policy, remember_keys
 from flows.display import print_storyboard, scene_progress
+from flows.memory import release_free_memory, tune_allocator
 from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
-from flows.runners import make_task_runner, prefect_api_for_workers
+from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import RunRecorder, result_storage
 from flows.settings import (
     Settings,
@@ -245,9 +245,14 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     avatar_name = Path(avatar).name if png and avatar else avatar
 
     scenes = storyboard.scenes
+    # Big buffers (segments, PCM and their serialized copies) are handed back to the system when freed.
+    tune_allocator()
     # Scenes are submitted a few ahead of the one being collected, not all at once: a finished narration or
-    # segment waits in memory until it is collected, and all of them would grow with the video's length.
-    ahead = max(4, 2 * (settings.runner.max_workers or os.cpu_count() or 1))
+    # segment waits in memory until it is collected, and each one in flight holds its scene's bytes several
+    # times over (encoder output, persisted result, the copy read back). One more than the workers keeps
+    # a local worker busy while the next scene is collected; a cluster's workers get twice as many.
+    workers = settings.runner.max_workers or default_workers()
+    ahead = workers + 1 if settings.runner.kind in ("thread", "process") else max(4, 2 * workers)
     urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
                                                                                          storyboard.source_url)})
     folders = {url: picture_source_folder(url, storyboard.source_url) for url in urls}
@@ -287,6 +292,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
             spooled_narrations.append(spool.add_narration(recorder.result("narrate", narrations.pop(i))))
             spooled_segments.append(spool.add_segment(recorder.result("render", segments.pop(i), done=i + 1,
                                                                       total=len(scenes))))
+            release_free_memory()  # the scene's bytes are on disk now: give their pages back
         recorder.collected("narrate")
         recorder.collected("render")
         return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,

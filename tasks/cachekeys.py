@@ -22,6 +22,9 @@ from typing import Any
 
 from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
+from prefect.exceptions import HashError
+from prefect.utilities.hashing import hash_objects
+from pydantic import BaseModel
 
 #: Top-level packages whose modules are pagereel's own: their sources are part of a key.
 FIRST_PARTY = ("tasks", "kernels")
@@ -247,11 +250,49 @@ class NarrationEngine(CachePolicy):
         return hashlib.sha256(engine_version(voice, inputs.get("speech")).encode()).hexdigest()
 
 
+@dataclass
+class DigestedInputs(CachePolicy):
+    """Prefect's INPUTS, with every ``bytes`` value (inside models too) standing as its SHA-256.
+
+    INPUTS dumps the inputs to JSON before hashing them: a scene's narration PCM and pictures
+    would be base64-encoded, then copied into a JSON string and its bytes, several times the
+    size of the PCM held at once per task, and an hour's scenes are long. A digest is read from
+    the bytes where they lie. (Not a subclass of ``Inputs``: a compound policy would swap it for
+    a plain ``Inputs``.)
+    """
+
+    def compute_key(self, task_ctx: TaskRunContext, inputs: dict[str, Any], flow_parameters: dict[str, Any],
+                    **kwargs: Any) -> str | None:
+        if not inputs:
+            return None
+        digested = {name: digested_value(value) for name, value in inputs.items()}
+        try:
+            return hash_objects(digested, raise_on_failure=True)
+        except HashError as exc:
+            raise ValueError(f"{exc}\n\nthe task's inputs cannot be keyed; give it cache_policy=NO_CACHE") from exc
+
+
+def digested_value(value: Any) -> Any:
+    """``value`` with bytes replaced by their digest and models by a dict naming their class."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"sha256": hashlib.sha256(value).hexdigest(), "size": memoryview(value).nbytes}
+    if isinstance(value, BaseModel):
+        fields = {name: digested_value(getattr(value, name)) for name in type(value).model_fields}
+        return {"model": f"{type(value).__module__}.{type(value).__qualname__}", "fields": fields}
+    if isinstance(value, dict):
+        return {key: digested_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [digested_value(item) for item in value]
+    return value
+
+
 __all__ = [
     "FIRST_PARTY",
+    "DigestedInputs",
     "NarrationEngine",
     "LIBRARY_FINGERPRINTS",
     "StageCode",
+    "digested_value",
     "forget",
     "imports_of",
     "libraries_of",

@@ -11,6 +11,7 @@ import bisect
 import itertools
 import logging
 import re
+import threading
 import unicodedata
 
 import av
@@ -27,6 +28,10 @@ log = logging.getLogger("pagereel.narrate")
 #: Output rates ``narrate`` resamples to.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 _SILENCE = 328  # about 1% of full scale: quieter samples at the end are not speech
+#: The loudness pass filters a whole narration at once, through FFTs some 40 times the size of its PCM
+#: (about 230 MB for a minute): narrations in one process take turns at it, so long scenes narrated side
+#: by side on a thread runner do not stack those buffers.
+_LOUDNESS_PASS = threading.Lock()
 
 
 # --------------------------------------------------------------------------- public API
@@ -75,7 +80,8 @@ def narrate(
         pcm = _resample(pcm, rate, sample_rate)
         rate = sample_rate
     if loudness_lufs is not None:
-        pcm = normalize_loudness(pcm, rate, loudness_lufs, peak_dbfs)
+        with _LOUDNESS_PASS:
+            pcm = normalize_loudness(pcm, rate, loudness_lufs, peak_dbfs)
     return Narration(scene_id=scene_id, pcm=pcm.tobytes(), sample_rate=rate, voice=resolved, words=words)
 
 

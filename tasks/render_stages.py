@@ -11,7 +11,7 @@ from prefect import task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from tasks.assemble import assemble_video
-from tasks.cachekeys import NarrationEngine, StageCode
+from tasks.cachekeys import DigestedInputs, NarrationEngine, StageCode
 from tasks.images import fetch_picture_or_none
 from tasks.local_cache import LocalFileContent
 from tasks.narrate import narrate_scene
@@ -43,7 +43,8 @@ render_scene_task = task(
     render_scene,
     name="render_scene",
     task_run_name="render {scene.id}",
-    cache_policy=INPUTS + StageCode(),
+    # The narration's PCM and the pictures are keyed by their digests, not dumped to JSON and hashed.
+    cache_policy=DigestedInputs() + StageCode(),
     retries=1,
     retry_condition_fn=retry_if_transient,
     **_PERSIST,

@@ -60,3 +60,108 @@ def test_assembling_four_times_the_scenes_does_not_raise_the_peak(one_scene, tmp
     large = _peak_of_assembling(16, one_scene, tmp_path / "sixteen", spooled=spooled)
     # The whole 16-scene sound track alone is 16 x 8.8 s x 96 KB/s = 13.5 MB; holding it would show here.
     assert large < small * 1.25 + 512 * 1024, f"peak {small / 1e6:.1f} MB for 4 scenes, {large / 1e6:.1f} MB for 16"
+
+
+def test_keying_a_render_holds_no_copy_of_its_narration() -> None:
+    """A long scene's render key is worked out from its PCM's digest: no base64 and JSON copies of the PCM."""
+    from types import SimpleNamespace
+
+    from prefect.cache_policies import INPUTS
+
+    from tasks.render_stages import render_scene_task
+
+    pcm = (np.arange(55 * SR) % 2000).astype("<i2").tobytes()  # a 55 s scene, as an hour's scenes are
+    scene = Scene(id="s0", kind="body", narration="A tone stands in for a voice.", caption="Tone", hint_s=55.0)
+    narration = Narration(scene_id="s0", pcm=pcm, sample_rate=SR, voice="en")
+
+    def key(policy, narration: Narration) -> tuple[str | None, int]:
+        inputs = {"scene": scene, "narration": narration, "options": RenderOptions(), "picture": None,
+                  "previous_picture": None, "context": SceneContext()}
+        ctx = SimpleNamespace(task=render_scene_task)
+        policy.compute_key(ctx, inputs, {})  # the code digests are worked out once, outside the measure
+        tracemalloc.start()
+        try:
+            return policy.compute_key(ctx, inputs, {}), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    digest_key, peak = key(render_scene_task.cache_policy, narration)
+    assert peak < len(pcm) / 4, f"keying a render held {peak / 1e6:.1f} MB for {len(pcm) / 1e6:.1f} MB of PCM"
+    _, dumped = key(INPUTS, narration)
+    assert dumped > 2 * len(pcm), "Prefect's INPUTS no longer copies the PCM: the measure above shows nothing"
+    # The key still follows every byte of the narration.
+    same = narration.model_copy(update={"pcm": bytes(pcm)})
+    changed = narration.model_copy(update={"pcm": pcm[:-2] + b"\x01\x00"})
+    assert key(render_scene_task.cache_policy, same)[0] == digest_key
+    assert key(render_scene_task.cache_policy, changed)[0] != digest_key
+
+
+_FREED = """
+import sys
+from flows.memory import tune_allocator
+if sys.argv[1] == "tuned" and not tune_allocator():
+    print("untunable"); sys.exit(0)
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+x = b"\\x01" * (20 << 20); del x  # glibc raises its mmap threshold past a block this big once it is freed
+before = rss()
+bigs, kept = [], []
+for _ in range(12):  # 8 MiB buffers, each followed by a block that stays, as scenes' bytes among the rest
+    bigs.append(b"\\x01" * (8 << 20))
+    kept.append(b"\\x02" * (64 << 10))
+del bigs
+print((rss() - before) >> 20)
+"""
+
+
+@pytest.mark.parametrize("tuned", [False, True])
+def test_freed_scene_buffers_go_back_to_the_system(tuned: bool) -> None:
+    """With the allocator tuned as a render tunes it, a freed segment-sized buffer leaves resident memory."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _FREED, "tuned" if tuned else "plain"], cwd=root,
+                          capture_output=True, text=True, check=True)
+    if done.stdout.strip() == "untunable":
+        pytest.skip("this C library is not glibc: its allocator is left as it is")
+    grown = int(done.stdout.strip())
+    if tuned:
+        assert grown < 16, f"{grown} MiB stayed resident after 12 freed 8 MiB buffers"
+    else:  # the default keeps them: without this the tuned case would show nothing
+        assert grown >= 16, f"glibc's default kept only {grown} MiB: the tuned case above proves nothing"
+
+
+def test_narrations_take_turns_at_the_loudness_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two long scenes narrated at once on threads never hold the loudness pass's buffers side by side."""
+    import threading
+    import time
+
+    import tasks.narrate as narrate_module
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+    real = narrate_module.normalize_loudness
+
+    def counted(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.2)  # long enough for the other thread to arrive (no time is asserted)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(narrate_module, "normalize_loudness", counted)
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        narrate_module.narrate(f"Scene {i} speaks a few words here.", scene_id=f"s{i}", sample_rate=SR)))
+        for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 3
+    assert most[0] == 1, f"{most[0]} loudness passes ran at once"
