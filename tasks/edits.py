@@ -197,7 +197,10 @@ def apply_edits(
         raise EditError("invalid edits: they drop every scene; keep at least one")
     scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
     total_s = sum(s.hint_s for s in scenes)
-    if max_duration_s is not None and total_s > max_duration_s:
+    # The writer fits its draft to a target of at most an hour and may run a little over: the cap
+    # holds what edits add, so a draft of 3,634 s with no edits is not "invalid edits".
+    drafted_s = sum(s.hint_s for s in storyboard.scenes)
+    if max_duration_s is not None and total_s > max(max_duration_s, drafted_s):
         raise EditError(f"invalid edits: the video would last about {total_s:,.0f} s, more than "
                         f"storyboard.max_duration_s ({max_duration_s:g} s); shorten or drop scenes, or raise it")
     top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)

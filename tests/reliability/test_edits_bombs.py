@@ -103,3 +103,12 @@ def test_appends_get_linear_ids_and_keep_within_the_caps() -> None:
     long = {"append": [{"narration": " ".join(["word"] * 800) + "."} for _ in range(8)]}
     with pytest.raises(EditError, match=r"storyboard.max_duration_s"):
         apply_edits(_storyboard(), long, max_scenes=60, max_duration_s=600)
+
+
+def test_a_draft_a_little_over_the_cap_is_not_invalid_edits() -> None:
+    # A long page at --duration 3600 gave a draft of about 3,634 s, which the cap then called "invalid edits".
+    board = _storyboard(4)
+    drafted = sum(s.hint_s for s in board.scenes)
+    assert apply_edits(board, None, max_duration_s=drafted - 1).scenes == board.scenes
+    with pytest.raises(EditError, match="max_duration_s"):
+        apply_edits(board, {"append": [{"narration": "One more scene to say."}]}, max_duration_s=drafted - 1)
