@@ -351,7 +351,7 @@ def http_server() -> Iterator[HttpServer]:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
-    """The session's own redis-server on a free port, started once; never the machine's Redis on 6379.
+    """The session's own redis-server on a free port, started once; never the machine's own Redis server.
 
     Where redis-server is not installed, every test that needs it is skipped with that one line.
     """
