@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -340,22 +340,22 @@ def _transient_status(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _is_tls_error(exc: BaseException) -> bool:
+def _in_chain(exc: BaseException, kind: type[BaseException]) -> Any:
+    """The first exception of ``kind`` in ``exc``'s cause/context chain, or None."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _lookup_error(exc: BaseException) -> socket.gaierror | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    return _in_chain(exc, ssl.SSLError) is not None
+
+
+def _lookup_error(exc: BaseException) -> socket.gaierror | None:
+    return _in_chain(exc, socket.gaierror)
 
 
 def _unresolved(host: str, exc: socket.gaierror) -> FetchError:
