@@ -78,6 +78,53 @@ def wrap(text: str, max_chars: int) -> list[str]:
     return lines
 
 
+def wrap_px(text: str, size: int, max_width: int) -> list[str]:
+    """Greedy word wrap by drawn width: no line of ``text`` at ``size`` pixels is wider than ``max_width``.
+
+    A word wider than a whole line is broken between characters, never drawn past the edge.
+    """
+    f = font(size)
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        candidate = f"{current} {word}" if current else word
+        if f.getlength(candidate) <= max_width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+            current = ""
+        while f.getlength(word) > max_width and len(word) > 1:
+            cut = max([1, *(n for n in range(2, len(word)) if f.getlength(word[:n]) <= max_width)])
+            lines.append(word[:cut])
+            word = word[cut:]
+        current = word
+    if current:
+        lines.append(current)
+    return lines
+
+
+def fit_text(text: str, size: int, max_width: int, max_lines: int, min_size: int = 10) -> tuple[list[str], int]:
+    """``text`` wrapped by drawn width into at most ``max_lines`` lines, shrinking the size down to ``min_size``.
+
+    Returns the lines and the size they fit at. Where even ``min_size`` needs more lines, the last
+    line kept ends in an ellipsis that still fits the width.
+    """
+    size = max(min_size, size)
+    while True:
+        lines = wrap_px(text, size, max_width)
+        if len(lines) <= max_lines or size <= min_size:
+            break
+        size = max(min_size, int(size * 0.9))
+    if len(lines) > max_lines:
+        f = font(size)
+        last = lines[max_lines - 1]
+        while last and f.getlength(last + "…") > max_width:
+            last = last[:-1].rstrip()
+        lines = [*lines[: max_lines - 1], last + "…"]
+    return lines, size
+
+
 def subtitle_cues(words: list[WordTiming], duration_s: float) -> list[Cue]:
     """Group timed words into cues of at most two lines of about 42 characters, broken at sentence ends."""
     cues: list[Cue] = []

@@ -116,3 +116,22 @@ def test_huge_avatar_is_refused(tmp_path: Path) -> None:
     Image.new("1", (5000, 5000)).save(big)
     with pytest.raises(ConfigurationError, match="4096"):
         check_avatar(str(big))
+
+
+def test_wrap_px_keeps_every_line_inside_the_width_and_breaks_overlong_words():
+    from tasks.layout import font, wrap_px
+
+    lines = wrap_px("Supercalifragilisticexpialidocious is a long word indeed", 30, 140)
+    assert all(font(30).getlength(line) <= 140 for line in lines)
+    assert "".join(lines).replace(" ", "") == "Supercalifragilisticexpialidociousisalongwordindeed"
+
+
+def test_fit_text_shrinks_to_the_line_limit_and_ends_an_overflow_with_an_ellipsis():
+    from tasks.layout import fit_text, font
+
+    lines, size = fit_text("The quick brown fox jumps over the lazy dog and keeps running far away", 40, 300, 2)
+    assert len(lines) <= 2 and size < 40
+    assert all(font(size).getlength(line) <= 300 for line in lines)
+    lines, size = fit_text("word " * 200, 30, 200, 2, min_size=12)
+    assert len(lines) == 2 and size == 12 and lines[-1].endswith("…")
+    assert all(font(size).getlength(line) <= 200 for line in lines)
