@@ -5,7 +5,8 @@ budget for the target duration is spent, put back in article order and grouped i
 A sentence that leans on the one before ("This", "However", "The third ...") comes with it or
 not at all, and a "first ... second ... third" run is narrated whole or not at all. Boilerplate
 (newsletter prompts, cookie notes, share buttons, credits) is never narrated. A scene's caption
-is the heading it sits under, else its heaviest noun phrase. A title scene opens the video and
+is the heading it sits under, else its heaviest noun phrase; a scene that opens one of the
+article's sections carries that heading (``Scene.section``). A title scene opens the video and
 a closing scene names the source. Deterministic.
 """
 
@@ -117,9 +118,13 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     headings = section_headings(article)
     images = ImagePicker(article)
     body: list[Scene] = []
+    section = None  # the heading the scene before ended under
     for n, group in enumerate(groups, start=1):
         text = " ".join(sentences[i].text for i in group)
         first = sentences[group[0]]
+        heading = headings.get(first.paragraph)
+        opens = heading if heading and heading != section else None
+        section = headings.get(sentences[group[-1]].paragraph)
         body.append(
             Scene(
                 id=f"s{n}",
@@ -129,6 +134,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
                 image=images.near(first.paragraph),
                 hint_s=estimate_seconds(text, wpm),
                 writer=WRITER,
+                section=opens,
                 **_layout([sentences[i] for i in group], weights),
             )
         )
