@@ -30,7 +30,7 @@ LAYOUT_NAMES = ("section", "quote", "list", "figure")
 SECTION_S = 2.2
 #: Most words a phrase of a quote lights up at once; longest quote set large, in words.
 PHRASE_WORDS = 5
-QUOTE_WORDS = 30
+QUOTE_WORDS = 24
 #: The count-up of a figure: how long it takes and how many states it shows.
 COUNT_S = 0.9
 COUNT_STEPS = 12
@@ -39,6 +39,7 @@ UNSAID_ALPHA = 70
 _SCALES = frozenset("thousand million billion trillion percent per cent".split())
 _COUNTABLE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^\d+(?:\.\d+)?$")
 _NUMERIC = re.compile(r"\d")
+_CLAUSE = re.compile(r"(?<=[,;:])\s+|\s+[—–]\s+")
 FOREVER = math.inf
 
 
@@ -190,14 +191,24 @@ def _line_height(size: int) -> int:
 
 
 def key_sentence(scene: Scene) -> str:
-    """The sentence a quote sets large: the one that says the caption, else the first that is not too long."""
+    """What a quote sets large: the sentence that says the caption, else the first short one.
+
+    Where every sentence is too long to set large, the clause that says the caption (or the longest
+    short clause) stands for it, and failing that the first words of the sentence.
+    """
     sentences = split_sentences(scene.narration) or [scene.narration]
-    fitting = [s for s in sentences if len(s.split()) <= QUOTE_WORDS] or sentences
     caption = scene.caption.lower()
+    fitting = [s for s in sentences if len(s.split()) <= QUOTE_WORDS]
+    if not fitting:
+        clauses = (c.rstrip(",;:").strip() for s in sentences for c in _CLAUSE.split(s))
+        fitting = [c[:1].upper() + c[1:] for c in clauses if 4 <= len(c.split()) <= QUOTE_WORDS]
+        fitting.sort(key=lambda c: -len(c.split()))
     for sentence in fitting:
         if caption and caption in sentence.lower():
             return sentence
-    return fitting[0]
+    if fitting:
+        return fitting[0]
+    return " ".join(sentences[0].split()[:QUOTE_WORDS]).rstrip(",;:") + "…"
 
 
 def phrases(tokens: list[str]) -> list[int]:

@@ -58,6 +58,8 @@ WRITER = "extractive"  # the name this writer is registered under, on each scene
 _CAPTION_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|[^\W_]+(?:['’-][^\W_]+)*")
 _NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?$")
 _YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
+_MONTHS = frozenset("january february march april may june july august september october november december "
+                    "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 _PHRASE_BREAK = frozenset(".;:!?()[]\"“”—–…")
 # Text that is page furniture, never narration.
 _BOILERPLATE = re.compile(
@@ -367,12 +369,24 @@ def _layout(group: list[_Sentence], weights: dict[str, float]) -> dict[str, obje
 
 
 def _figure(text: str) -> str | None:
-    """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff")."""
+    """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff").
+
+    A version or a name's number ("Python 3.6.0", "iOS 13") and a date ("13 April") count nothing.
+    """
     for run in _phrases(text):
-        numbers = [w for w in run if _NUMBER.match(w) and not _YEAR.match(w)]
-        if numbers:
+        if any(_counts(run, i) for i in range(len(run))):
             return " ".join(run)
     return None
+
+
+def _counts(run: list[str], i: int) -> bool:
+    """Whether ``run[i]`` is a number that counts something: no year, version, name's number or day."""
+    word = run[i]
+    if not _NUMBER.match(word) or _YEAR.match(word) or word.count(".") > 1:
+        return False
+    before = run[i - 1] if i else ""
+    after = run[i + 1].lower() if i + 1 < len(run) else ""
+    return not (any(c.isupper() for c in before) or before.lower() in _MONTHS or after in _MONTHS)
 
 
 def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_body: int) -> list[list[int]]:
