@@ -168,3 +168,21 @@ def test_saved_pages_without_pictures_show_a_layout_most_of_the_time(name: str) 
         pytest.skip(CORPUS_MISSING)
     result = page_share(PAGES_DIR / name, RenderOptions(resolution=144, fps=15))
     assert result is None or result.share <= 0.2, result
+
+
+def test_a_narrow_picture_is_set_whole_on_a_blurred_darker_copy_of_itself() -> None:
+    narrow = solid_picture((220, 40, 40), (60, 240))
+    plan = plan_scene(body("A tall narrow picture."), speech(2.0), SMALL, SceneContext(), narrow)
+    image = plan.backdrop.image
+    assert image.shape[:2] == (round(H * 1.12), round(W * 1.12))  # the frame and room to move, not the picture
+    red = image[..., 0].astype(int)
+    bright = red > 150  # the picture itself (dimmed 0.8 as every body backdrop)
+    rows, cols = np.nonzero(bright)
+    h, w = np.ptp(rows) + 1, np.ptp(cols) + 1
+    assert abs(w / h - 60 / 240) < 0.05  # its own shape, not stretched to the frame's
+    assert h >= 0.85 * image.shape[0]  # as tall as the frame allows
+    surround = red[:, : cols.min() - 4]
+    assert 0 < surround.mean() < 0.6 * red[bright].mean()  # the sides: the same colour, darkened
+    # A picture the frame's shape and large enough keeps the plain Ken Burns move.
+    plain = plan_scene(body("A wide picture."), speech(2.0), SMALL, SceneContext(), solid_picture((30, 90, 160)))
+    assert plain.backdrop.image.shape == (270, 480, 3)
