@@ -106,11 +106,21 @@ def scene_layout(scene: Scene, narration: Narration, palette: Palette, width: in
     area = Area.of(width, height)
     clock = WordClock(scene.narration, narration)
     drawn = {"list": list_layout, "figure": figure_layout, "quote": quote_layout}[kind](scene, clock, palette, area)
-    if not scene.section:
+    if scene.section:
+        card = section_card(scene.section, palette, area)
+        card_end = min(SECTION_S, clock.end_s * 0.5)
+        drawn = [replace(card, end_s=card_end), *after(drawn, card_end)]
+    return [trimmed(d) for d in drawn]
+
+
+def trimmed(drawn: Drawn) -> Drawn:
+    """``drawn`` cut to the box its visible pixels fill: every frame blends only what it shows."""
+    rows = np.flatnonzero(drawn.rgba[..., 3].any(axis=1))
+    cols = np.flatnonzero(drawn.rgba[..., 3].any(axis=0))
+    if not len(rows):
         return drawn
-    card = section_card(scene.section, palette, area)
-    card_end = min(SECTION_S, clock.end_s * 0.5)
-    return [replace(card, end_s=card_end), *after(drawn, card_end)]
+    rgba = np.ascontiguousarray(drawn.rgba[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
+    return replace(drawn, rgba=rgba, x=drawn.x + int(cols[0]), y=drawn.y + int(rows[0]))
 
 
 def after(drawn: list[Drawn], start_s: float) -> list[Drawn]:

@@ -67,12 +67,13 @@ def test_a_list_shows_item_k_only_once_it_is_said_in_the_decoded_video() -> None
     for layer in (*plan.cues, plan.layers[0]):
         covered[layer.y : layer.y + layer.rgba.shape[0], layer.x : layer.x + layer.rgba.shape[1]] = True
     words = narration.words
-    for k, state in enumerate(states):
-        alpha = state.rgba[..., 3]
-        before = states[k - 1].rgba[..., 3] if k else np.zeros_like(alpha)
-        mask = np.zeros((H, W), bool)
-        mask[state.y : state.y + alpha.shape[0], state.x : state.x + alpha.shape[1]] = (alpha > 200) & (before == 0)
-        mask &= ~covered
+    alphas = [np.zeros((H, W), np.uint8)]
+    for state in states:
+        alphas.append(np.zeros((H, W), np.uint8))
+        alphas[-1][state.y : state.y + state.rgba.shape[0], state.x : state.x + state.rgba.shape[1]] = \
+            state.rgba[..., 3]
+    for k in range(len(states)):
+        mask = (alphas[k + 1] > 200) & (alphas[k] == 0) & ~covered
         assert mask.sum() > 20
         said_s = words[LIST_TEXT.split().index(ITEMS[k].split()[0])].t0
         lit = [frame.mean(axis=2)[mask].mean() > 110 for frame in frames]
