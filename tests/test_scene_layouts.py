@@ -187,3 +187,18 @@ def test_a_narrow_picture_is_set_whole_on_a_blurred_darker_copy_of_itself() -> N
     # A picture the frame's shape and large enough keeps the plain Ken Burns move.
     plain = plan_scene(body("A wide picture."), speech(2.0), SMALL, SceneContext(), solid_picture((30, 90, 160)))
     assert plain.backdrop.image.shape == (270, 480, 3)
+
+
+def test_the_benchmark_prints_the_share_per_page_as_the_readme_runs_it() -> None:
+    import subprocess
+    import sys
+
+    page = str(OWN_PAGES_DIR / "short-note.html")
+    done = subprocess.run([sys.executable, "benchmarks/layouts.py", page], capture_output=True, text=True,
+                          timeout=600, cwd=OWN_PAGES_DIR.parent.parent)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("short-note.html"))
+    assert row.split()[3] == "0.0%" and "quote" in row
+    bad = subprocess.run([sys.executable, "benchmarks/layouts.py", "no-such-page.html"], capture_output=True,
+                         text=True, timeout=600, cwd=OWN_PAGES_DIR.parent.parent)
+    assert bad.returncode != 0 and "neither a saved page nor a folder" in bad.stderr
