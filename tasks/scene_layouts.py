@@ -384,7 +384,7 @@ def parse_figure(figure: str, narration: str, caption: str) -> Figure:
 
 
 def figure_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Drawn]:
-    """The figure large with its label under it; the number counts up from the moment it is said."""
+    """The figure large with its label under it: faint until it is said, then counting up to it."""
     figure = parse_figure(scene.figure or "", scene.narration, scene.caption)
     _, big_size = fit_text(figure.text, int(area.unit * 0.2), area.width, 1, min_size=int(area.unit * 0.06))
     label_lines, label_size = fit_text(figure.label, int(area.unit * 0.055), area.width, 2,
@@ -395,6 +395,10 @@ def figure_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) 
     said = clock.find(figure.token)
     said_s = clock.at(said) if said is not None else 0.0
     out = [Drawn("figure label", label, *area.centred(label, top + number_h), -FOREVER, FOREVER, fade=True)]
+    # Until it is said the figure waits faint, as a quote's words do.
+    waiting = text_panel([figure.text], big_size, palette.text, None, pad=big_size // 8)
+    waiting[..., 3] = (waiting[..., 3].astype(np.uint16) * UNSAID_ALPHA // 255).astype(np.uint8)
+    out.append(Drawn("figure 0", waiting, *area.centred(waiting, top), -FOREVER, said_s, fade=True))
     steps = COUNT_STEPS if _COUNTABLE.match(figure.number) else 1
     for step in range(1, steps + 1):
         number = text_panel([figure.at(_ease(step / steps))], big_size, palette.text, None, pad=big_size // 8)

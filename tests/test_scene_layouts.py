@@ -115,8 +115,10 @@ def test_a_figure_counts_up_from_the_moment_it_is_said() -> None:
     narration = speech(5.0, text)
     drawn = scene_layout(scene, narration, PALETTE, W, H, has_picture=False)
     assert drawn[0].name == "figure label" and drawn[0].start_s == -np.inf
-    counts = drawn[1:]
     said = narration.words[text.split().index("30,000")].t0
+    waiting, *counts = drawn[1:]
+    assert waiting.name == "figure 0" and waiting.end_s == pytest.approx(said)
+    assert waiting.rgba[..., 3].max() < 100  # faint until said
     assert counts[0].start_s == pytest.approx(said) and counts[-1].end_s == np.inf
     assert all(a.end_s == pytest.approx(b.start_s) for a, b in zip(counts, counts[1:], strict=False))
     # The digits grow wider as the number counts up: more lit pixels in each state.
