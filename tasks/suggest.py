@@ -362,13 +362,13 @@ def _layout(group: list[_Sentence], weights: dict[str, float]) -> dict[str, obje
     if len(items) >= 2:
         return {"layout": "list", "items": items[:MAX_ITEMS]}
     for s in group:
-        figure = _figure(s.text)
+        figure = key_figure(s.text)
         if figure:
             return {"layout": "figure", "figure": figure}
     return {}
 
 
-def _figure(text: str) -> str | None:
+def key_figure(text: str) -> str | None:
     """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff").
 
     A version or a name's number ("Python 3.6.0", "iOS 13") and a date ("13 April") count nothing.
