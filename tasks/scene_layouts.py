@@ -370,8 +370,9 @@ def parse_figure(figure: str, narration: str, caption: str) -> Figure:
     words = figure.split()
     n = next(i for i, w in enumerate(words) if _NUMERIC.search(w))
     token = words[n]
-    number = re.match(r"\d+(?:[.,]\d+)*", token.lstrip("$€£¥")).group(0) if re.search(r"\d", token) else token
-    suffix = token[token.index(number) + len(number):] if number in token else ""
+    found = re.search(r"\d+(?:[.,]\d+)*", token)
+    number = found.group(0).rstrip(".,")
+    suffix = token[found.start() + len(number) :].rstrip(".,;:)!?\"'”’")
     rest = words[n + 1 :]
     if rest and rest[0].lower() in _SCALES:
         scale = rest.pop(0)
@@ -379,7 +380,7 @@ def parse_figure(figure: str, narration: str, caption: str) -> Figure:
         if rest and rest[0].lower() == "cent":
             rest.pop(0)
     currency = re.search(rf"([$€£¥])\s?{re.escape(number)}", narration)
-    label = " ".join(words[:n] + rest) or caption
+    label = " ".join(w.strip("()[]\"“”") for w in words[:n] + rest).strip() or caption
     return Figure(currency.group(1) if currency else "", number, suffix, label[:1].upper() + label[1:], token)
 
 

@@ -132,11 +132,12 @@ def test_a_figure_counts_up_from_the_moment_it_is_said() -> None:
     ("18 percent", "fell 18 percent", "18%", "Caption"),
     ("5 billion", "They spent $5 billion.", "$5 billion", "Caption"),
     ("4.5% inflation", "", "4.5%", "Inflation"),
+    ("(12,000 people)", "", "12,000", "People"),
 ])
 def test_a_figure_keeps_its_unit_and_currency(figure: str, narration: str, shown: str, label: str) -> None:
     parsed = parse_figure(figure, narration, "Caption")
     assert (parsed.text, parsed.label) == (shown, label)
-    assert parsed.at(0.5).replace(",", "") in ("15000", "1.1 million", "9%", "$2 billion", "2.2%")
+    assert parsed.at(0.5).replace(",", "") in ("15000", "1.1 million", "9%", "$2 billion", "2.2%", "6000")
 
 
 def test_a_section_card_opens_the_scene_then_its_layout_follows() -> None:
