@@ -31,6 +31,8 @@ SECTION_S = 2.2
 #: Most words a phrase of a quote lights up at once; longest quote set large, in words.
 PHRASE_WORDS = 5
 QUOTE_WORDS = 24
+#: The most of the layout area's height a quote fills, so it never crowds the caption or the subtitles.
+QUOTE_FILL = 0.8
 #: The count-up of a figure: how long it takes and how many states it shows.
 COUNT_S = 0.9
 COUNT_STEPS = 12
@@ -235,7 +237,7 @@ def phrases(tokens: list[str]) -> list[int]:
 def quote_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Drawn]:
     """The key sentence set large; one state per phrase, each lighting the phrases said so far."""
     sentence = key_sentence(scene)
-    lines, size = fit_text(sentence, int(area.unit * 0.1), area.width, 4, min_size=int(area.unit * 0.045))
+    lines, size = _fit_quote(sentence, area)
     shown = [line.split() for line in lines]
     tokens = sentence.split()
     count = sum(len(line) for line in shown)
@@ -256,6 +258,17 @@ def quote_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -
         if end > begin:
             out.append(Drawn(f"quote {state + 1}", rgba, area.left, y0, begin, end, fade=state < 0))
     return out
+
+
+def _fit_quote(sentence: str, area: Area) -> tuple[list[str], int]:
+    """The quote's lines and size: large, but filling at most ``QUOTE_FILL`` of the area's height."""
+    size, least = int(area.unit * 0.1), int(area.unit * 0.045)
+    most = 4 if area.width >= area.height else 7  # a tall frame has room for more, shorter lines
+    while True:
+        lines, size = fit_text(sentence, size, area.width, most, min_size=least)
+        if len(lines) * _line_height(size) + size // 2 <= area.height * QUOTE_FILL or size <= least:
+            return lines, size
+        size = max(least, int(size * 0.9))
 
 
 def _quote_state(lines: list[list[str]], which: list[int], state: int, size: int, palette: Palette,
