@@ -118,9 +118,12 @@ def check_form(tmp: Path, chromium: str, out: Path) -> int:
         wait_for("the Resume button", lambda: page.js(CLICK_RESUME), timeout=60)
         seen = wait_for("the review form", lambda: page.js(FORM_TEXT) or None, timeout=60)
         time.sleep(1)
+        page.js("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
+        time.sleep(0.5)
         shot = page.call("Page.captureScreenshot", format="png")
         out.write_bytes(base64.b64decode(shot["data"]))
-        print(f"form seen: {seen}\nscreenshot: {out}")
+        described = page.js("document.body.innerText.includes('Review the storyboard of')")
+        print(f"form seen: {seen}\ndescription above the form: {described}\nscreenshot: {out}")
         subprocess.run([str(BIN / "pagereel"), "review", run_id, "--reject", "--note", "checked the form"],
                        env=env, capture_output=True, timeout=60)
         return 0
