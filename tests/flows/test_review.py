@@ -212,3 +212,50 @@ def test_a_deployment_run_suspends_for_review_and_renders_the_edit(prefect_api: 
         state = client.read_flow_run(run.id).state
     assert state.is_completed(), (state, log[-3000:])
     assert NEW_WORDS.lower() in _spoken(pagereel_env / "out" / "suspended" / "video.srt")
+
+
+# --------------------------------------------------------------------------- what the UI shows
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_api")
+def test_artifacts_read_well_in_a_browser(tmp_path: Path) -> None:
+    from PIL import Image
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.artifacts import ProgressReporter, publish_review, publish_video
+    from tasks.models import WorkflowState
+
+    Image.new("RGB", (640, 360), (200, 40, 40)).save(tmp_path / "thumbnail.png")
+    board = _storyboard()
+    edited = apply_answer(board, {"scene_2_narration": NEW_WORDS, "order": "title, s2, s1, closing"}, load_settings())
+
+    @flow(name="artifacts-check")
+    def publish() -> None:
+        progress = ProgressReporter("Look-1", 4)
+        progress("render", 1, 4)
+        progress.failed(RuntimeError("the encoder ran out of disk"))
+        publish_review("look-1", board, edited, "shorter")
+        files = {"video": "/srv/out/look-1/video.mp4", "thumbnail": str(tmp_path / "thumbnail.png")}
+        publish_video(WorkflowState(workflow_id="look-1", source_url="https://example.com/a"), files,
+                      "https://files.example.com/pagereel/")
+        publish_video(WorkflowState(workflow_id="look-2", source_url="https://example.com/a"), files)
+
+    state = publish(return_state=True)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    by_key = {a.key: a for a in artifacts}
+    progress = next(a for a in artifacts if a.key == "look-1-progress")
+    assert float(progress.data) == 25.0 and "Failed** after 1 of 4" in progress.description
+    assert "ran out of disk" in progress.description
+    review = by_key["look-1-review"].data
+    assert f"scene `s1` narration: ~~Words of s1.~~ -> {NEW_WORDS}" in review and "order: title, s2, s1" in review
+    served = by_key["look-1-video"].data
+    assert "[video.mp4](https://files.example.com/pagereel/look-1/video.mp4)" in served
+    assert "![thumbnail](https://files.example.com/pagereel/look-1/thumbnail.png)" in served
+    local = by_key["look-2-video"].data
+    assert "file://" not in local and "![thumbnail](data:image/jpeg;base64," in local
+    assert "video.mp4 `/srv/out/look-1/video.mp4` (set out_url to link it)" in local
