@@ -139,6 +139,20 @@ def test_pagereel_review_refuses_a_run_that_is_not_waiting(prefect_api: str, tmp
     assert done.returncode == 1 and "one of --edits FILE, --approve or --reject" in done.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.usefixtures("prefect_api")
+def test_a_review_nobody_answers_stops_the_run_with_nothing_rendered(pagereel_env: Path, http_server: HttpServer,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.review import ReviewStopped
+    from flows.video_flow import video_flow
+
+    monkeypatch.setenv("PAGEREEL_REVIEW__TIMEOUT_S", "10")
+    monkeypatch.setenv("PAGEREEL_REVIEW__POLL_S", "1")
+    with pytest.raises(ReviewStopped, match=r"nobody answered the review within 10 s \(review.timeout_s\)"):
+        video_flow(http_server.url(f"/pages/{ARTICLE_PAGE}"), workflow_id="unanswered", review=True)
+    assert not (pagereel_env / "out" / "unanswered").exists()
+
+
 # --------------------------------------------------------------------------- a deployment run
 
 
