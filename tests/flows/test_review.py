@@ -65,22 +65,27 @@ def _spoken(srt: Path) -> str:
     return " ".join(" ".join(lines).lower().split())
 
 
-def _paused_run(name: str, process: subprocess.Popen[str], timeout: float = 180) -> Any:
-    """The flow run called ``name`` once it waits for a review."""
+def _paused_run(name: str, process: Any, timeout: float = 180) -> Any:
+    """The flow run called ``name`` once it waits for a review (``process`` still going: a Popen or a thread)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-4000:]
+        if isinstance(process, subprocess.Popen):
+            assert process.poll() is None, process.communicate()[1][-4000:]
+        else:
+            assert process.is_alive(), "the run ended without waiting for a review"
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
         paused = [r for r in runs if r.state and r.state.is_paused()]
         if paused:
             return paused[0]
         time.sleep(0.5)
-    process.kill()
-    pytest.fail(f"run {name!r} never waited for a review:\n{process.communicate()[1][-4000:]}")
+    if isinstance(process, subprocess.Popen):
+        process.kill()
+        pytest.fail(f"run {name!r} never waited for a review:\n{process.communicate()[1][-4000:]}")
+    pytest.fail(f"run {name!r} never waited for a review")
 
 
 def _pagereel(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -151,6 +156,39 @@ def test_a_review_nobody_answers_stops_the_run_with_nothing_rendered(pagereel_en
     with pytest.raises(ReviewStopped, match=r"nobody answered the review within 10 s \(review.timeout_s\)"):
         video_flow(http_server.url(f"/pages/{ARTICLE_PAGE}"), workflow_id="unanswered", review=True)
     assert not (pagereel_env / "out" / "unanswered").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(400)
+@pytest.mark.usefixtures("prefect_api")
+def test_only_the_edited_scene_is_rendered_again(pagereel_env: Path, http_server: HttpServer,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from flows.review import send_answer
+    from flows.video_flow import video_flow
+
+    for name, value in {"RESOLUTION": "144", "FPS": "8", "PRESET": "ultrafast"}.items():
+        monkeypatch.setenv(f"PAGEREEL_RENDER__{name}", value)
+    monkeypatch.setenv("PAGEREEL_STORYBOARD__TARGET_DURATION_S", "12")
+    monkeypatch.setenv("PAGEREEL_REVIEW__POLL_S", "1")
+    url = http_server.url(f"/pages/{ARTICLE_PAGE}")
+    first = video_flow(url, workflow_id="cached-review")
+    results: list[Any] = []
+    waiting = threading.Thread(target=lambda: results.append(video_flow(url, workflow_id="cached-review",
+                                                                        review=True)))
+    waiting.start()
+    run = _paused_run("video cached-review", waiting)
+    edited = first.storyboard.scenes[1].id
+    said = send_answer(str(run.id), {"decision": "approve",
+                                     "edits": json.dumps({"scenes": {edited: {"narration": NEW_WORDS}}})})
+    assert "approved with 1 change(s)" in said and f"scene `{edited}` narration" in said
+    waiting.join(timeout=300)
+    (second,) = results
+    # The edited scene's narration and render are new; every other stage and scene comes from the cache.
+    assert second.metrics.cache_misses == 2, second.metrics
+    assert second.metrics.cache_hits >= first.metrics.cache_misses - 2
+    assert NEW_WORDS.lower() in _spoken(pagereel_env / "out" / "cached-review" / "video.srt")
 
 
 # --------------------------------------------------------------------------- a deployment run
