@@ -117,12 +117,13 @@ def check_form(tmp: Path, chromium: str, out: Path) -> int:
         page.call("Page.navigate", url=f"http://127.0.0.1:{port}/runs/flow-run/{run_id}")
         wait_for("the Resume button", lambda: page.js(CLICK_RESUME), timeout=60)
         seen = wait_for("the review form", lambda: page.js(FORM_TEXT) or None, timeout=60)
-        time.sleep(1)
+        described = wait_for("the form's description", lambda: page.js(
+            "document.body.innerText.includes('Review the storyboard of')"), timeout=30)
+        time.sleep(2)  # the markdown is drawn after the fields
         page.js("document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })")
         time.sleep(0.5)
         shot = page.call("Page.captureScreenshot", format="png")
         out.write_bytes(base64.b64decode(shot["data"]))
-        described = page.js("document.body.innerText.includes('Review the storyboard of')")
         print(f"form seen: {seen}\ndescription above the form: {described}\nscreenshot: {out}")
         subprocess.run([str(BIN / "pagereel"), "review", run_id, "--reject", "--note", "checked the form"],
                        env=env, capture_output=True, timeout=60)
