@@ -118,14 +118,21 @@ def video_flow(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    review: bool | None = None,
 ) -> WorkflowState:
-    """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
+    """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video.
+
+    With ``review`` (default: the ``review.enabled`` setting) the run waits for the storyboard to be
+    approved or edited in the Prefect UI or with ``pagereel review`` before rendering (flows/review.py).
+    """
     if deployment_run():  # parameters from whoever may start a deployment, not from the machine's owner
         refuse_guarded_parameters(overrides, config_file)
         _check_presenter_is_builtin(avatar, user_edits)
         _check_local_page_is_the_deployments(url)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
+    if review is not None:
+        overrides = {**(overrides or {}), "review": {**(overrides or {}).get("review", {}), "enabled": review}}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
     recorder = RunRecorder()
     recorder.check_runner(settings.runner.kind)
@@ -171,6 +178,10 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                                           max_scenes=settings.storyboard.max_scenes,
                                           max_duration_s=settings.storyboard.max_duration_s)
     storyboard = without_refused_pictures(storyboard, settings.fetch)
+    if settings.review.enabled and not dry_run:
+        from flows.review import await_review
+
+        storyboard = without_refused_pictures(await_review(workflow_id, storyboard, settings), settings.fetch)
 
     outputs = RunFolder(settings.out_dir, workflow_id)
     try:
@@ -200,8 +211,12 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
         remember_keys(settings, url, recorder.result_keys)
         return _finish(state, "storyboard", recorder, settings)
 
-    recorder.on_progress = progress_reporter(workflow_id, len(storyboard.scenes))
-    video = render_storyboard(storyboard, settings, outputs.staging, recorder)
+    recorder.on_progress = progress = progress_reporter(workflow_id, len(storyboard.scenes))
+    try:
+        video = render_storyboard(storyboard, settings, outputs.staging, recorder)
+    except BaseException as exc:
+        progress.failed(exc)  # the UI says the run failed and why, not "Scenes rendered (of 4)"
+        raise
     recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
     state = state.model_copy(
         update={
@@ -216,7 +231,7 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
     outputs.commit()
     links = {"video": "video.mp4", "thumbnail": "thumbnail.png", "subtitles (SRT)": "video.srt",
              "subtitles (WebVTT)": "video.vtt", "manifest": MANIFEST}
-    publish_video(state, {label: outputs.where(name) for label, name in links.items()})
+    publish_video(state, {label: outputs.where(name) for label, name in links.items()}, settings.out_url)
     remember_keys(settings, url, recorder.result_keys)
     return state
 
@@ -336,6 +351,7 @@ def run_video(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    review: bool | None = None,
 ) -> WorkflowState:
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
     settings = load_settings(config_file, **(overrides or {}))
@@ -350,6 +366,7 @@ def run_video(
             config_file=config_file,
             overrides=overrides,
             profile=profile,
+            review=review,
         )
 
 
@@ -374,6 +391,9 @@ def main(
     profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
     writer: Annotated[str | None, typer.Option(help="Script writer: extractive (default) or llm.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
+    review: Annotated[bool, typer.Option("--review", help="Wait for the storyboard to be approved or edited "
+                                                          "(Prefect UI, or pagereel review RUN_ID) before rendering."
+                                         )] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
     """Run the video flow on URL."""
@@ -404,6 +424,7 @@ def main(
                 dry_run=dry_run,
                 config_file=str(config) if config else None,
                 overrides=overrides or None,
+                review=review or None,
             )
     except PagereelError as exc:
         _fail(str(exc))
