@@ -307,8 +307,16 @@ RUN_CHOICES: dict[str, frozenset[str] | None] = {
 
 def deployment_run() -> bool:
     """Whether the flow running now was started from a deployment (or is a subflow of such a run)."""
+    import prefect.context
     from prefect.runtime import deployment
 
+    # Prefect's engine marks a deployment's run, and every subflow run inside it, in the run's context:
+    # there the answer needs no API call (``deployment.id`` would read the flow run back from the API
+    # each time, one round trip per video of a batch before its first stage).
+    marked = getattr(prefect.context, "_deployment_id", None)
+    ctx = prefect.context.FlowRunContext.get()
+    if marked is not None and ctx is not None and ctx.flow_run is not None:
+        return ctx.flow_run.deployment_id is not None or marked.get() is not None
     try:
         return deployment.id is not None
     except Exception:  # noqa: BLE001 - no API to ask: not a deployment run of this process

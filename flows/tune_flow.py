@@ -37,6 +37,7 @@ from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import active_runner_name
 from flows.settings import Settings, check_run_parameters, load_settings
+from flows.stopping import stop_on_sigterm
 from kernels.quality import ssim
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.images import Picture
@@ -319,7 +320,8 @@ def main(
     """Tune CRF, preset, keyframe interval and threads; write the chosen settings as a profile."""
     try:
         load_settings(config)
-        result = run_tune(trials, name=name, source=source, config_file=str(config) if config else None)
+        with stop_on_sigterm():
+            result = run_tune(trials, name=name, source=source, config_file=str(config) if config else None)
     except PagereelError as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(code=1) from None

@@ -12,7 +12,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from kernels.audio import mix_ducked
-from kernels.loudness import BLOCK_S, block_powers, gated_loudness, normalize_loudness, peak_limit
+from kernels.loudness import gated_loudness, normalize_loudness, peak_limit, spanned_block_powers
 from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
@@ -182,20 +182,11 @@ class _SoundTrack:
 
     def normalize(self, target_lufs: float, ceiling_dbfs: float) -> None:
         """Bring the whole mix to ``target_lufs`` (measured span by span), peaks limited under ``ceiling_dbfs``."""
-        powers = [block_powers(x, OUTPUT_SAMPLE_RATE, first) for x, first in self._measured_spans()]
-        measured = gated_loudness(np.concatenate(powers) if powers else np.zeros(0))
+        powers = spanned_block_powers(lambda lo, hi: self._mixed(lo, hi).astype(np.float64) / 32768.0,
+                                      self.length, OUTPUT_SAMPLE_RATE)
+        measured = gated_loudness(powers)
         if math.isfinite(measured):
             self._level = (10.0 ** ((target_lufs - measured) / 20.0), 10.0 ** (ceiling_dbfs / 20.0))
-
-    def _measured_spans(self, span_s: int = 60) -> Iterator[tuple[np.ndarray, int]]:
-        # Each span carries a second before it (the K-weighting filters settle in it) and one block after it
-        # (so the blocks starting in the span are whole); blocks start on the same grid as over the whole.
-        rate = OUTPUT_SAMPLE_RATE
-        span = span_s * rate
-        for start in range(0, self.length, span):
-            lo = max(0, start - rate)
-            hi = min(self.length, start + span + round(BLOCK_S * rate))
-            yield self._mixed(lo, hi).astype(np.float64) / 32768.0, start - lo
 
     def span(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` of the track (shorter where the track ends), as a slice of the whole would be."""

@@ -28,9 +28,9 @@ log = logging.getLogger("pagereel.narrate")
 #: Output rates ``narrate`` resamples to.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 _SILENCE = 328  # about 1% of full scale: quieter samples at the end are not speech
-#: The loudness pass filters a whole narration at once, through FFTs some 40 times the size of its PCM
-#: (about 230 MB for a minute): narrations in one process take turns at it, so long scenes narrated side
-#: by side on a thread runner do not stack those buffers.
+#: The loudness pass filters a narration span by span, through FFTs of some 25 MB whatever its length:
+#: narrations in one process take turns at it, so scenes narrated side by side on a thread runner do not
+#: stack those buffers.
 _LOUDNESS_PASS = threading.Lock()
 
 
