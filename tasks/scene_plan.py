@@ -167,7 +167,7 @@ class Look:
     def _title(self, scene: Scene, palette: Palette, width: int, height: int,
                unit: int) -> list[tuple[str, np.ndarray, int, int]]:
         size = max(4, int(unit * 0.075))
-        lines, size = fit_text(scene.narration.rstrip(".。"), size, int(width * 0.8) - size, 4, min(size, 10))
+        lines, size = fit_text(scene.narration.rstrip(".。।"), size, int(width * 0.8) - size, 4, min(size, 10))
         panel = text_panel(lines, size, palette.text, None)
         top = int(height * 0.42) - panel.shape[0] // 2
         out = [("title", panel, (width - panel.shape[1]) // 2, top)]

@@ -32,6 +32,7 @@ from tasks.text import (
     count_words,
     estimate_seconds,
     is_stopword,
+    join_sentences,
     speaking_words,
     split_sentences,
     spoken_title,
@@ -133,7 +134,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     images = ImagePicker(article)
     body: list[Scene] = []
     for n, group in enumerate(groups, start=1):
-        text = " ".join(sentences[i].text for i in group)
+        text = join_sentences([sentences[i].text for i in group])
         first = sentences[group[0]]
         body.append(
             Scene(

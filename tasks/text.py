@@ -66,7 +66,9 @@ def spoken_title(title: str) -> str:
     title = title.strip()
     if TERMINAL.search(title):
         return title
-    return f"{title}。" if WIDE.match(title[-1:]) else f"{title}."
+    if WIDE.match(title[-1:]):
+        return f"{title}。"
+    return f"{title}।" if "\u0900" <= title[-1:] <= "\u097f" else f"{title}."
 
 
 #: Characters of Chinese or Japanese a voice says in the time an English voice at the same rate says
@@ -154,6 +156,15 @@ def count_words(text: str) -> int:
         wide = len(WIDE.findall(m.group(0)))
         total += math.ceil(wide / WIDE_CHARS_PER_WORD) + (1 if len(m.group(0)) > wide else 0) if wide else 1
     return total
+
+
+def join_sentences(sentences: list[str]) -> str:
+    """Sentences as one text: a space between them, none after a Chinese or Japanese full stop."""
+    out = ""
+    for sentence in sentences:
+        glue = "" if not out or out[-1] in "。！？」』）" else " "
+        out += glue + sentence
+    return out
 
 
 def length_in_words(text: str) -> int:

@@ -149,3 +149,14 @@ def test_missing_cjk_font_warns_once_naming_the_package() -> None:
     assert "missing 1" in done.stdout
     assert done.stderr.count("fonts-noto-cjk") == 2  # one warning: "install fonts-noto-cjk (apt-get install ...)"
     assert done.stderr.count("WARNING") == 1
+
+
+def test_render_cache_key_follows_the_font_files() -> None:
+    from tasks.cachekeys import libraries_of, library_fingerprint
+
+    assert "fontTools" in libraries_of("tasks.render_stages")
+    key = library_fingerprint("fontTools")
+    assert "fontpkg_noto_sans_arabic=" in key and "fonttools==" in key
+    for face in fonts.faces():
+        if face.path and "fontpkg_" not in face.path:  # a system font: its file, size and time
+            assert face.path in key
