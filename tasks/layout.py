@@ -5,6 +5,7 @@ Nothing here runs per frame: the renderer asks for each layer once and then only
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ def font(size: int, text: str = "") -> ImageFont.FreeTypeFont:
     return fonts.load(fonts.face_for_text(text), size)
 
 
+@functools.lru_cache(maxsize=8192)
 def text_width(text: str, size: int) -> float:
     """How wide ``text`` is drawn at ``size`` pixels, shaped, in whichever faces draw its characters."""
     return sum(fonts.load(face, size).getlength(run) for face, run in fonts.runs(text))
@@ -142,14 +144,19 @@ def subtitle_cues(words: list[WordTiming], duration_s: float, *, size: int | Non
                   max_width: int | None = None) -> list[Cue]:
     """Group timed words into cues of at most two lines, broken at sentence ends.
 
-    With ``size`` and ``max_width`` a cue's lines are measured as drawn (and kept in the cue); a
-    word too long for one cue (a Chinese sentence has no spaces) is cut at its commas, else by
-    width, its time shared by length. Without them, lines are about 42 characters.
+    Lines are of at most 42 characters. With ``size`` and ``max_width`` they must also fit as drawn
+    (else they are wrapped by drawn width, as Chinese always is) and are kept in the cue; a word
+    too long for one cue (a Chinese sentence has no spaces) is cut at its commas, else by width,
+    its time shared by length.
     """
     pieces = _pieces(words, size, max_width) if size and max_width else [(w, " ") for w in words]
 
     def lines_of(text: str) -> list[str]:
-        return wrap_px(text, size, max_width) if size and max_width else wrap(text, SUBTITLE_CHARS)
+        lines = wrap(text, SUBTITLE_CHARS)
+        if not (size and max_width) or (not any(map(is_wide, text)) and (len(lines) > SUBTITLE_LINES or all(
+                text_width(line, size) <= max_width for line in lines))):
+            return lines  # lines of at most 42 characters read best, wherever they fit as drawn
+        return wrap_px(text, size, max_width)
 
     cues: list[Cue] = []
     group: list[tuple[WordTiming, str]] = []
