@@ -205,7 +205,10 @@ def _pieces(words: list[WordTiming], size: int, max_width: int) -> list[tuple[Wo
             continue
         parts: list[str] = []
         for clause in _CLAUSE.findall(w.word) or [w.word]:
-            parts += wrap_px(clause, size, max_width) if len(wrap_px(clause, size, max_width)) > 1 else [clause]
+            lines = wrap_px(clause, size, max_width)
+            # A clause too long for a whole cue is cut in two-line pieces, else it stays whole.
+            parts += ["".join(lines[i : i + SUBTITLE_LINES]) for i in range(0, len(lines), SUBTITLE_LINES)] \
+                if len(lines) > SUBTITLE_LINES else [clause]
         total = sum(len(p) for p in parts) or 1
         done = 0
         for n, part in enumerate(parts):

@@ -114,3 +114,18 @@ def test_chinese_caption_is_a_short_clause_never_opening_on_a_conjunction() -> N
     # The second clause opens on "而" (but); the first, a little long, is still whole.
     assert key_phrase(text, {}, lang="zh") == "一个熟练的采茶人一天能采三四斤鲜叶"
     assert key_phrase("村里的老茶树很老，茶园很美。", {}, lang="zh") in ("村里的老茶树很老", "茶园很美")
+
+
+def test_chinese_subtitles_end_at_clause_ends_and_fit_the_frame() -> None:
+    from tasks.layout import subtitle_cues, text_width
+    from tasks.models import WordTiming
+
+    text = ("每年清明前后，云雾缭绕的山坡上便会出现背着竹篓的采茶人，"
+            "村里的老茶树大多已有上百年的历史。这个村庄位于山腰。")
+    # One token: the voice's word marks see no spaces in Chinese.
+    cues = subtitle_cues([WordTiming(word=text, t0=0.0, t1=12.0)], 12.0, size=14, max_width=221)
+    assert len(cues) > 1 and "".join(c.text for c in cues) == text
+    for cue in cues:
+        assert cue.text[-1] in "，。", cue.text  # a clause or a sentence, whole
+        assert 1 <= len(cue.lines) <= 2 and all(text_width(line, 14) <= 221 for line in cue.lines)
+    assert [c.start_s for c in cues] == sorted(c.start_s for c in cues) and cues[-1].end_s == 12.0
