@@ -279,6 +279,8 @@ def text_panel(
     pad = size // 2 if pad is None else pad
     spacing = size // 4
     line_runs = [[(fonts.load(face, size), run) for face, run in fonts.runs(line)] for line in lines]
+    if lines and not any(run.strip() for runs in line_runs for _, run in runs):
+        return np.zeros((2, 2, 4), np.uint8)  # nothing drawable (no installed font has it): no empty panel
     widths = [int(sum(f.getlength(run) for f, run in runs)) for runs in line_runs] or [0]
     used = {id(f): f for runs in line_runs for f, _ in runs} or {0: font(size)}
     ascent = max(f.getmetrics()[0] for f in used.values())
