@@ -142,10 +142,6 @@ def joins_previous(ch: str) -> bool:
     return unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch in "\u200c\u200d" or 0xFE00 <= ord(ch) <= 0xFE0F
 
 
-def _neutral(ch: str) -> bool:
-    return ch.isspace() or unicodedata.category(ch)[0] in "PZN" or joins_previous(ch)
-
-
 def face_for_text(text: str) -> Face:
     """The first face that has every character of ``text`` (else the one with the most)."""
     chars = {ord(c) for c in text if not c.isspace()}
