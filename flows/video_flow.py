@@ -22,7 +22,7 @@ from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import RunRecorder, result_storage
+from flows.runtime import RunRecorder, result_storage, unexpected_failure
 from flows.settings import (
     Settings,
     deployment_run,
@@ -34,6 +34,7 @@ from flows.stopping import stop_on_sigterm
 from tasks.avatar import BUILTIN_AVATARS, check_avatar, read_avatar_png
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
+from tasks.fetch import check_local_page
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
@@ -392,6 +393,7 @@ def main(
     try:
         settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         check_out_dir(settings.out_dir)
+        check_local_page(url)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(
@@ -406,7 +408,7 @@ def main(
     except PagereelError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback went to the log above
-        _fail(f"unexpected {type(exc).__name__}: {exc} (this is a bug in pagereel; please report it)")
+        _fail(unexpected_failure(exc))
     if as_json:
         sys.stdout.write(state.model_dump_json(indent=2) + "\n")
     else:
