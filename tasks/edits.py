@@ -153,7 +153,7 @@ def apply_edits(
         i = ids.index(scene_id)
         update = change.model_dump(exclude_unset=True)
         if "narration" in update:
-            update["hint_s"] = estimate_seconds(update["narration"], words_per_minute)
+            update["hint_s"] = estimate_seconds(update["narration"], words_per_minute, storyboard.lang)
             update.update(writer=None, sources=None, repair=None)  # the words are the user's now
         scenes[i] = scenes[i].model_copy(update=update)
 
@@ -177,7 +177,7 @@ def apply_edits(
                 narration=new.narration,
                 caption=new.caption,
                 image=new.image,
-                hint_s=estimate_seconds(new.narration, words_per_minute),
+                hint_s=estimate_seconds(new.narration, words_per_minute, storyboard.lang),
             )
         )
 
@@ -195,7 +195,7 @@ def apply_edits(
 
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
-    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
+    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute, storyboard.lang)
     total_s = sum(s.hint_s for s in scenes)
     # The writer fits its draft to a target of at most an hour and may run a little over: the cap
     # holds what edits add, so a draft of 3,634 s with no edits is not "invalid edits".
@@ -208,7 +208,7 @@ def apply_edits(
 
 
 def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: dict[str, SceneEdit],
-             words_per_minute: float) -> list[Scene]:
+             words_per_minute: float, lang: str | None = None) -> list[Scene]:
     """A new title is what the drafted title card shows and says, unless the edits give it other words."""
     if title is None:
         return scenes
@@ -219,7 +219,7 @@ def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: 
             narration = spoken_title(title)
             scene = scene.model_copy(update={
                 "narration": narration,
-                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute)),
+                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute, lang)),
             })
         out.append(scene)
     return out

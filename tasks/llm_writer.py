@@ -209,8 +209,8 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
             continue
         narration, writer, repair = checked
         caption = " ".join(proposed.caption.split())
-        if not is_caption_phrase(caption) or repair:
-            caption = key_phrase(narration, weights)
+        if not is_caption_phrase(caption, article.lang) or repair:
+            caption = key_phrase(narration, weights, lang=article.lang)
         # The same layout hints as the extractive writer's: the section a scene opens, its key figure.
         first, last = (sentences[n - 1][1] for n in (min(proposed.sources), max(proposed.sources)))
         opens = headings.get(first) if headings.get(first) != section else None
@@ -224,10 +224,10 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
         ))
     if len(body) < max(1, options.min_scenes - 2):
         raise _Unusable(f"only {len(body)} of its {len(script.scenes)} scenes could be used")
-    title = title_scene_of(article, wpm).model_copy(update={"image": images.lead()})
-    return Storyboard(title=article.title, source_url=article.source_url,
-                      lang=(options.language or article.lang or "en"),
-                      scenes=[title, *body, closing_scene_of(article, wpm)])
+    lang = options.language or article.lang or "en"
+    title = title_scene_of(article, wpm, lang=lang).model_copy(update={"image": images.lead()})
+    return Storyboard(title=article.title, source_url=article.source_url, lang=lang,
+                      scenes=[title, *body, closing_scene_of(article, wpm, lang=lang)])
 
 
 def _check(scene: _LLMScene, sentences: list[tuple[str, int]]) -> tuple[str, str, str | None] | None:
