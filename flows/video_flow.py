@@ -27,6 +27,8 @@ from flows.runtime import RunRecorder, with_run_options
 from flows.settings import (
     Settings,
     deployment_run,
+    handed_down,
+    handing_down,
     load_settings,
     refuse_guarded_parameters,
     require_inside_run_folder,
@@ -99,7 +101,8 @@ def video_flow(
         _check_local_page_is_the_deployments(url)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
-    settings = apply_profile(load_settings(config_file, **(overrides or {})))
+    # A command hands down the settings it built and checked; a deployment or Python call builds them here.
+    settings = handed_down(config_file, overrides) or apply_profile(load_settings(config_file, **(overrides or {})))
     recorder = RunRecorder()
     recorder.check_runner(settings.runner.kind)
     with run_metrics(settings, "video", recorder.runner) as outcome:
@@ -353,11 +356,17 @@ def run_video(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    settings: Settings | None = None,
 ) -> WorkflowState:
-    """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
-    settings = load_settings(config_file, **(overrides or {}))
+    """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable).
+
+    ``settings``, when given, are the ones built from ``config_file``, ``overrides`` and ``profile``
+    (profile applied): the flow uses them instead of building them again.
+    """
+    asked = {**(overrides or {}), "profile": profile} if profile else overrides
+    settings = settings or apply_profile(load_settings(config_file, **(asked or {})))
     runner, _ = make_task_runner(settings.runner)
-    with prefect_api_for_workers(settings.runner):
+    with prefect_api_for_workers(settings.runner), handing_down(settings, config_file, asked):
         return video_flow.with_options(task_runner=runner)(
             url,
             workflow_id=workflow_id,
@@ -420,6 +429,7 @@ def main(
                 dry_run=dry_run,
                 config_file=str(config) if config else None,
                 overrides=overrides or None,
+                settings=settings,
             )
     except PagereelError as exc:
         _fail(str(exc))
