@@ -121,7 +121,7 @@ def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] |
 
 def _check_local_page_is_the_deployments(url: str) -> None:
     """A deployment run reads a local page only inside the folder it runs in (the deployment's own checkout)."""
-    from tasks.fetch import local_page_path
+    from tasks.guarded_http import local_page_path
 
     path = local_page_path(url)
     if path is not None:
