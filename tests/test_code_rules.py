@@ -52,3 +52,16 @@ def test_ruff_checks_complexity_and_blind_excepts() -> None:
     done = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "C90,BLE", "--output-format", "concise",
                            "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_sound_is_resampled_and_encoded_in_one_module() -> None:
+    """Only ``tasks/pcm.py`` makes a resampler or an audio frame: one resampler, one encode loop."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path == ROOT / "tasks" / "pcm.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Attribute) and node.attr in ("AudioResampler", "AudioFrame"):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
+    assert not found, "audio resampled or encoded outside tasks/pcm.py: " + "; ".join(found)

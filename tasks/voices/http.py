@@ -25,6 +25,7 @@ import numpy as np
 from tasks.errors import ConfigurationError, FetchError, RenderError
 from tasks.guarded_http import EndpointReply, endpoint_client, post_bounded
 from tasks.models import SpeechOptions
+from tasks.pcm import resampled_chunks
 from tasks.voices import espeak
 from tasks.voices.base import Speech
 
@@ -160,14 +161,12 @@ def _decode(data: bytes, url: str) -> np.ndarray:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
                 raise RenderError(f"the speech API at {url} answered without audio; check speech.response_format")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-            frames = [f for frame in container.decode(audio=0) for f in resampler.resample(frame)]
-            frames += resampler.resample(None)
+            chunks = resampled_chunks(container.decode(audio=0), RATE)
     except (av.FFmpegError, ValueError) as exc:
         raise RenderError(f"the speech API at {url} answered with audio that cannot be decoded ({exc})") from None
-    if not frames:
+    if not chunks:
         raise RenderError(f"the speech API at {url} answered with no sound")
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16)
+    return np.concatenate(chunks).astype(np.int16)
 
 
 def _phoneme_count(word: str) -> int:
