@@ -327,8 +327,17 @@ RUN_CHOICES: dict[str, frozenset[str] | None] = {
 
 def deployment_run() -> bool:
     """Whether the flow running now was started from a deployment (or is a subflow of such a run)."""
+    from prefect.context import FlowRunContext
     from prefect.runtime import deployment
 
+    # The run in hand says so itself; only a subflow needs its parent's run read from the API (a
+    # round trip that cost a command-line run more than a second before its first stage).
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None and run.deployment_id is not None:
+        return True
+    if run is not None and run.parent_task_run_id is None:
+        return False
     try:
         return deployment.id is not None
     except Exception:  # noqa: BLE001 - no API to ask: not a deployment run of this process

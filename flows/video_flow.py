@@ -40,7 +40,6 @@ from tasks.errors import ConfigurationError, PagereelError
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import RenderOptions, SpeechOptions, Storyboard, VideoResult, WorkflowState
-from tasks.render import SceneContext
 from tasks.spool import Spool
 from tasks.stages import (
     apply_edits_task,
@@ -199,6 +198,8 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
 
 def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, recorder: RunRecorder) -> VideoResult:
     """Narrate and render every scene on the task runner, then assemble the video in ``folder``."""
+    from tasks.render import SceneContext  # the encoder is loaded when a run renders, never for a dry run
+
     tasks = configured_render_tasks(settings)
     shared = _scene_inputs(storyboard, settings)
     render = shared.render
