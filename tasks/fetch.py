@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from tasks.errors import FetchError
-from tasks.guarded_http import guarded_get, local_path, parse_content_type, read_body, read_local_file, status_error
+from tasks.guarded_http import (
+    guarded_get,
+    local_page_path,
+    local_path,
+    parse_content_type,
+    read_body,
+    read_local_file,
+    status_error,
+)
 from tasks.models import FetchOptions, Page
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -93,6 +101,13 @@ def _read_local(url: str, target: str, options: FetchOptions) -> Page:
     if mime is None and data.strip() and not _looks_like_html(data):
         raise FetchError(f"{path} is {guessed or 'not recognised'}, not an HTML page; give a saved web page")
     return _make_page(url, path.resolve().as_uri(), 200, mime, None, data)
+
+
+def check_local_page(url: str) -> None:
+    """Refuse a local page that is not there, before any server or worker starts for it."""
+    path = local_page_path(url)
+    if path is not None and not path.exists():
+        raise FetchError(f"no such file: {path}; for a web page give the full URL with https://")
 
 
 # --------------------------------------------------------------------------- bytes to text
