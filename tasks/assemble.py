@@ -26,11 +26,12 @@ from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
 from tasks.models import Narration, SceneTiming, Segment, Storyboard, VideoResult
+from tasks.pcm import AUDIO_FRAME, resample, resampled_chunks
+from tasks.pcm import encode as encode_pcm
 from tasks.spool import SpooledNarration, SpooledSegment
 from tasks.subtitles import shift, to_srt, to_vtt
 from tasks.timeline import LEAD_S, OUTPUT_SAMPLE_RATE, samples_for, scene_pcm
 
-AUDIO_FRAME = 1024
 #: Samples of sound read (and mixed with the music) in one step, about 10 s; a whole number of AAC frames,
 #: so the frames sent to the encoder are the same however the track is read.
 MIX_SPAN = 480 * AUDIO_FRAME
@@ -140,11 +141,7 @@ def _scene_pcm_48k(narration: Narration, frames: int, fps: int) -> np.ndarray:
     pcm = scene_pcm(narration, frames, fps)
     if narration.sample_rate == OUTPUT_SAMPLE_RATE:
         return pcm
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_SAMPLE_RATE)
-    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = narration.sample_rate
-    parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame) + resampler.resample(None)]
-    out = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    out = resample(pcm, narration.sample_rate, OUTPUT_SAMPLE_RATE)
     wanted = samples_for(frames, fps, OUTPUT_SAMPLE_RATE)
     return np.pad(out, (0, max(0, wanted - len(out))))[:wanted].astype(np.int16)
 
@@ -231,18 +228,9 @@ class _SoundTrack:
 
 def _music(path: Path, length: int) -> np.ndarray:
     """Up to ``length`` samples of the music at 48 kHz mono int16 (the track loops it when shorter)."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    total = 0
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    total += chunks[-1].size
-                if total >= length:
-                    break
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+            chunks = resampled_chunks(container.decode(audio=0), OUTPUT_SAMPLE_RATE, enough=length)
     except av.FFmpegError as exc:
         raise ConfigurationError(f"music file {str(path)!r} cannot be decoded: {exc}") from None
     track = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
@@ -331,15 +319,8 @@ def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream, tra
                   stop: int) -> None:
     """Encode samples ``start:stop`` of the whole track; pts count samples from the start of the video."""
     for base in range(start, stop, MIX_SPAN):
-        end = min(base + MIX_SPAN, stop)
-        pcm = track.span(base, end)
-        for at in range(base, end, AUDIO_FRAME):
-            chunk = np.ascontiguousarray(pcm[at - base : min(at + AUDIO_FRAME, stop) - base]).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-            frame.sample_rate = OUTPUT_SAMPLE_RATE
-            frame.pts = at
-            frame.time_base = Fraction(1, OUTPUT_SAMPLE_RATE)
-            out.mux(stream.encode(frame))
+        encode_pcm(out, stream, track.span(base, min(base + MIX_SPAN, stop)), OUTPUT_SAMPLE_RATE, first_sample=base,
+                   flush=False)
 
 
 # --------------------------------------------------------------------------- extras

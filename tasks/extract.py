@@ -9,7 +9,7 @@ import trafilatura
 from lxml import etree
 
 from tasks.errors import ExtractionError, FetchError
-from tasks.fetch import local_picture_path, picture_folder
+from tasks.guarded_http import local_picture_path, picture_folder
 from tasks.models import Article
 from tasks.text import length_in_words
 

@@ -84,7 +84,7 @@ class FetchOptions(_Frozen):
         parts = urlsplit(url)
         if parts.scheme.lower() == "file" or not parts.scheme:
             from tasks.errors import FetchError
-            from tasks.fetch import local_picture_path, picture_folder
+            from tasks.guarded_http import local_picture_path, picture_folder
 
             try:
                 local_picture_path(url, picture_folder(page_url))
