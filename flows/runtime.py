@@ -80,19 +80,36 @@ def active_runner_name() -> str:
     return name
 
 
-def _retries_of(state: Any) -> int:
-    """How many times the task run behind ``state`` was retried (0 when unknown)."""
-    task_run_id = getattr(getattr(state, "state_details", None), "task_run_id", None)
-    if task_run_id is None or state.name == "Cached":
-        return 0
-    from prefect.client.orchestration import get_client
+#: How long the end of a run waits for the API to record its task runs' last states (they arrive as events).
+SETTLE_S = 5.0
 
+
+def retries_of(task_runs: dict[str, str], settle_s: float = SETTLE_S) -> dict[str, int]:
+    """How many times each task run was retried, by id, from the API (0 for those it cannot tell).
+
+    ``task_runs`` maps each task run's id to the state type this process saw it end in. Prefect
+    records task run states from events, a moment after the run: the API's run count is read once
+    the API shows every run in that final state (or after ``settle_s``), in one query for them all.
+    """
+    if not task_runs:
+        return {}
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+
+    query = TaskRunFilter(id=TaskRunFilterId(any_=list(task_runs)))
+    deadline = time.monotonic() + settle_s
     try:
         with get_client(sync_client=True) as client:
-            return max(0, client.read_task_run(task_run_id).run_count - 1)
+            while True:
+                runs = client.read_task_runs(task_run_filter=query, limit=len(task_runs))
+                settled = all(str(r.state_type.value if r.state_type else "") == task_runs.get(str(r.id))
+                              for r in runs) and len(runs) == len(task_runs)
+                if settled or time.monotonic() > deadline:
+                    return {str(r.id): max(0, r.run_count - 1) for r in runs}
+                time.sleep(0.1)
     except Exception as exc:  # noqa: BLE001 - a metric must never fail a run
-        log.debug("could not read retries of task run %s: %s", task_run_id, exc)
-        return 0
+        log.debug("could not read the retries of %d task runs: %s", len(task_runs), exc)
+        return {}
 
 
 class _Progress:
@@ -116,6 +133,8 @@ class RunRecorder:
         #: Storage keys of the results this run used or made, for ``cache clear --url``.
         self.result_keys: list[str] = []
         self._collected: dict[str, float] = {}
+        #: Task runs that ran (not cached), by id: their stage and the state type they ended in.
+        self._ran: dict[str, tuple[str, str]] = {}
         self._wall0 = time.perf_counter()
         self._cpu0 = time.process_time()
 
@@ -222,12 +241,23 @@ class RunRecorder:
             key = result_key(state)
             if key:
                 self.result_keys.append(key)
-        retries = _retries_of(state)
-        if retries:
-            m.retries[stage] = m.retries.get(stage, 0) + retries
-            run_metrics.count_retries(stage, self.runner, retries)
+        task_run_id = getattr(getattr(state, "state_details", None), "task_run_id", None)
+        if task_run_id is not None and state.name != "Cached":
+            self._ran[str(task_run_id)] = (stage, state.type.value)
+
+    def _count_retries(self) -> None:
+        """Retries per stage, read from the API in one query at the end of the run."""
+        ran, self._ran = self._ran, {}
+        retries = retries_of({run_id: kind for run_id, (_, kind) in ran.items()})
+        m = self.metrics
+        for run_id, n in retries.items():
+            if n:
+                stage = ran[run_id][0]
+                m.retries[stage] = m.retries.get(stage, 0) + n
+                run_metrics.count_retries(stage, self.runner, n)
 
     def finish(self) -> WorkflowMetrics:
+        self._count_retries()
         m = self.metrics
         m.wall_seconds = round(time.perf_counter() - self._wall0, 3)
         m.cpu_seconds = round(time.process_time() - self._cpu0, 3)
