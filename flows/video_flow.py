@@ -227,6 +227,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
         update={
             "aspect": storyboard.aspect or settings.render.aspect,
             "theme": storyboard.theme or settings.render.theme,
+            "caption_style": storyboard.caption_style or settings.render.caption_style,
         }
     )
     # Everything a user can get wrong is checked before the first frame is drawn.
@@ -365,6 +366,10 @@ def main(
     edits: Annotated[Path | None, typer.Option(help="Storyboard edits, JSON or YAML.")] = None,
     runner: Annotated[str | None, typer.Option(help="thread, process, dask or ray.")] = None,
     aspect: Annotated[str | None, typer.Option(help="16:9, 9:16 or 1:1.")] = None,
+    resolution: Annotated[str | None, typer.Option(help="Short side of the frame: 720 (default) or 1080, "
+                                                        "or a preset: 720p, 1080p.")] = None,
+    caption_style: Annotated[str | None, typer.Option(
+        "--caption-style", help="Subtitles: classic, karaoke or bold (default: bold for 9:16, else classic).")] = None,
     voice: Annotated[str | None, typer.Option(help="ENGINE:NAME (espeak:en-gb, piper:en_US-joe-medium); "
                                                    "a bare name is an espeak-ng voice.")] = None,
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
@@ -379,8 +384,10 @@ def main(
     overrides: dict[str, Any] = {}
     if runner:
         overrides["runner"] = {"kind": runner}
-    if aspect or voice:
-        overrides["render"] = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
+    chosen = (("aspect", aspect), ("voice", voice), ("caption_style", caption_style),
+              ("resolution", resolution.lower().removesuffix("p") if resolution else None))
+    if any(v for _, v in chosen):
+        overrides["render"] = {k: v for k, v in chosen if v}
     if duration is not None:
         overrides["storyboard"] = {"target_duration_s": duration}
     if writer:

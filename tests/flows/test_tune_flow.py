@@ -138,3 +138,20 @@ def test_unknown_or_broken_profiles_are_refused_clearly(pagereel_env: Path) -> N
 def test_storage_passwords_never_reach_the_profile() -> None:
     assert redacted("postgresql://tuner:s3cret@db:5432/optuna") == "postgresql://tuner:***@db:5432/optuna"
     assert redacted("redis://127.0.0.1:6400/12") == "redis://127.0.0.1:6400/12"
+
+
+def test_1080p_is_a_quality_preset_whose_encoder_settings_every_1080p_run_takes(pagereel_env: Path) -> None:
+    from flows.profiles import BUILTIN_PROFILES
+
+    hd = BUILTIN_PROFILES["1080p"].render
+    preset = apply_profile(load_settings(profile="1080p")).render
+    assert preset.resolution == 1080 and preset.size == (1920, 1080)
+    assert (preset.preset, preset.crf, preset.keyframe_interval) == (hd["preset"], hd["crf"], hd["keyframe_interval"])
+    # A run asking for 1080 names no profile and still gets the encoder settings chosen for 1080p...
+    auto = apply_profile(load_settings(render={"resolution": 1080, "aspect": "9:16", "crf": 20})).render
+    assert auto.size == (1080, 1920) and auto.keyframe_interval == hd["keyframe_interval"]
+    assert auto.crf == 20  # ...under what it pinned
+    assert apply_profile(load_settings()).render == load_settings().render  # 720p: nothing changes
+    # A tuned profile of the same name takes the built-in one's place.
+    write_profile(load_settings(), RenderProfile(name="1080p", render={"crf": 26, "resolution": 1080}))
+    assert apply_profile(load_settings(render={"resolution": 1080})).render.crf == 26
