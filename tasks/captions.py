@@ -35,8 +35,10 @@ HIGHLIGHT = (255, 214, 10)
 #: Most words a bold caption shows at once, and most characters (longer runs show fewer words).
 BOLD_WORDS = 3
 BOLD_CHARS = 18
-#: Sizes tried, largest first, when the wanted one leaves no free place for the captions.
-_SHRINK = (1.0, 0.85, 0.7, 0.55, 0.4)
+#: Sizes tried, largest first, when the wanted one leaves no free place near where the captions go;
+#: text smaller than the readable ones only where no place at all is free for those.
+_SHRINK = (1.0, 0.85, 0.7)
+_LAST = (0.55, 0.4)
 
 
 @dataclass(frozen=True)
@@ -178,12 +180,12 @@ def caption_region(stage: Stage, widths: list[int], height_at: Callable[[int], i
                    wanted_top: Callable[[int], int]) -> tuple[Box, float]:
     """The captions' region (centred, one of ``widths`` wide) near its wanted top, clear of everything.
 
-    ``height_at(size)`` is the region's height for a text size. Smaller text is tried before a
-    place far (over a fifth of the frame) from the wanted one. Returns the region and the share
-    of ``size`` it was found at.
+    ``height_at(size)`` is the region's height for a text size. Text down to 70 % is tried before
+    a place far (over a fifth of the frame) from the wanted one; smaller text only where nothing
+    else is free. Returns the region and the share of ``size`` it was found at.
     """
     found: list[tuple[int, Box, float]] = []
-    for scale in _SHRINK:
+    for scale in (*_SHRINK, *_LAST):
         h = height_at(max(10, int(size * scale)))
         for w in widths:
             x = (stage.width - w) // 2
@@ -193,13 +195,16 @@ def caption_region(stage: Stage, widths: list[int], height_at: Callable[[int], i
         near = [f for f in found if f[0] <= stage.height // 5]
         if near:
             return near[0][1], near[0][2]
+        if found and scale == _SHRINK[-1]:  # readable text further away rather than small text nearby
+            _, box, scale = min(found, key=lambda f: (-f[2], f[0]))
+            return box, scale
     if found:
-        _, box, scale = min(found, key=lambda f: f[0])
+        _, box, scale = min(found, key=lambda f: (-f[2], f[0]))
         return box, scale
-    h = height_at(max(10, int(size * _SHRINK[-1])))
+    h = height_at(max(10, int(size * _LAST[-1])))
     log.warning("no free place for the captions in a %dx%d frame; they may cover other text", stage.width,
                 stage.height)
-    return Box((stage.width - widths[-1]) // 2, wanted_top(h), widths[-1], h), _SHRINK[-1]
+    return Box((stage.width - widths[-1]) // 2, wanted_top(h), widths[-1], h), _LAST[-1]
 
 
 def free_top(stage: Stage, x: int, w: int, h: int, wanted: int) -> int | None:
