@@ -39,7 +39,8 @@ def test_tuning_writes_a_profile_whose_video_meets_the_floor(small_tuning: Path,
     settings = load_settings()
     profile = load_profile(settings, "small")
     assert Path(result.profile_path) == small_tuning / ".pagereel" / "profiles" / "small.json"
-    assert set(profile.render) == {"crf", "preset", "keyframe_interval", "threads"}
+    assert set(profile.render) == {"crf", "preset", "keyframe_interval", "threads", "resolution"}
+    assert profile.render["resolution"] == settings.tuning.resolution  # what it was tuned at
     assert profile.study["ssim"] >= 0.95 and profile.study["trials"] == 4
     assert profile.study["trial"] in {p["trial"] for p in profile.study["pareto_front"]}
 
