@@ -354,10 +354,12 @@ def fresh_frame(frame: av.VideoFrame) -> av.VideoFrame:
 def run_encode_only(frames: list[av.VideoFrame], inputs: Inputs) -> bytes:
     """Encode ready frames and the scene's audio with render_scene's encoder settings."""
     options = inputs.options
+    codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
+    if options.keyframe_interval is not None:  # as render_scene sets it (the 1080p profile does)
+        codec_options["g"] = str(options.keyframe_interval)
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=options.fps,
-                               options={"preset": options.preset, "crf": str(options.crf), "bf": "0"})
+        video = out.add_stream("libx264", rate=options.fps, options=codec_options)
         video.width, video.height = options.size
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, options.fps)
