@@ -16,6 +16,7 @@ from flows.settings import load_settings
 from flows.tune_flow import _render, choose, luma_frames, mean_ssim, reference_clip, run_tune
 from flows.video_flow import app as video_app
 from tasks.errors import ConfigurationError, PagereelError
+from tasks.models import RenderOptions
 from tests.conftest import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,9 +150,9 @@ def test_1080p_is_a_quality_preset_whose_encoder_settings_every_1080p_run_takes(
     assert preset.resolution == 1080 and preset.size == (1920, 1080)
     assert (preset.preset, preset.crf, preset.keyframe_interval) == (hd["preset"], hd["crf"], hd["keyframe_interval"])
     # A run asking for 1080 names no profile and still gets the encoder settings chosen for 1080p...
-    auto = apply_profile(load_settings(render={"resolution": 1080, "aspect": "9:16", "crf": 20})).render
-    assert auto.size == (1080, 1920) and auto.keyframe_interval == hd["keyframe_interval"]
-    assert auto.crf == 20  # ...under what it pinned
+    auto = apply_profile(load_settings(render={"resolution": 1080, "aspect": "9:16", "preset": "fast"})).render
+    assert auto.size == (1080, 1920) and auto.crf == hd["crf"] != RenderOptions().crf
+    assert auto.preset == "fast"  # ...under what it pinned
     assert apply_profile(load_settings()).render == load_settings().render  # 720p: nothing changes
     # A tuned profile of the same name takes the built-in one's place.
     write_profile(load_settings(), RenderProfile(name="1080p", render={"crf": 26, "resolution": 1080}))
