@@ -56,6 +56,8 @@ bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/e2e.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/cache.py
+	$(PY) benchmarks/layouts.py
+	$(PY) benchmarks/layouts.py --speed
 
 # A smoke run of the same scripts, a few minutes in all.
 bench-quick: setup $(BENCH_STAMP)
@@ -66,6 +68,7 @@ bench-quick: setup $(BENCH_STAMP)
 	$(PY) benchmarks/e2e.py --quick
 	$(PY) benchmarks/scale.py --quick
 	$(PY) benchmarks/cache.py --duration 20
+	$(PY) benchmarks/layouts.py tests/pages
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -73,8 +73,13 @@ def batch_flow(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     url_file: str | None = None,
+    review: bool | None = None,
 ) -> BatchResult:
-    """Turn every URL (given, and from ``url_file``) into a video, at most ``concurrency`` at once."""
+    """Turn every URL (given, and from ``url_file``) into a video, at most ``concurrency`` at once.
+
+    ``review`` True: each URL's run waits for its storyboard to be reviewed (a subflow keeps its process
+    while it waits); False: none does, whatever ``review.enabled`` says; None: the setting decides.
+    """
     check_run_parameters(overrides, config_file)  # a deployment run may not switch the machine's guards off
     if url_file and deployment_run():
         require_inside_run_folder(url_file, "URL lists")  # its lines would come back in errors and artifacts
@@ -83,7 +88,7 @@ def batch_flow(
     todo = list(urls or []) + (read_url_file(Path(url_file)) if url_file else [])
     if not todo:
         raise PagereelError("no URLs given; pass urls or a url_file with one URL a line")
-    options = {"dry_run": dry_run, "config_file": config_file, "overrides": overrides}
+    options = {"dry_run": dry_run, "config_file": config_file, "overrides": overrides, "review": review}
     with run_metrics(settings, "batch", active_runner_name()) as outcome:
         # A sliding window keeps the limit whatever task runner the flow was deployed with.
         window = max(1, concurrency)
@@ -148,6 +153,8 @@ def main(
     runner: Annotated[str | None, typer.Option(help="Where scenes run: thread, process, dask or ray.")] = None,
     out: Annotated[str | None, typer.Option(help="Output folder or object-store URL (s3://bucket/prefix).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop each run after its storyboard.")] = False,
+    review: Annotated[bool | None, typer.Option("--review/--no-review", help="Wait for each storyboard to be "
+                                                "reviewed (default: the review.enabled setting).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON on stdout.")] = False,
 ) -> None:
     """Run the video flow on every URL; exit 1 if any failed."""
@@ -162,7 +169,8 @@ def main(
             overrides["out_dir"] = out
         check_out_dir(load_settings(config, **overrides).out_dir)  # before any server starts or page is fetched
         result = run_batch(todo, concurrency=concurrency, dry_run=dry_run,
-                           config_file=str(config) if config else None, overrides=overrides or None)
+                           config_file=str(config) if config else None, overrides=overrides or None,
+                           review=review)
     except PagereelError as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(code=1) from None

@@ -5,6 +5,7 @@
     pagereel tune --trials N          same as python -m flows.tune_flow
     pagereel status [--json]          same as python -m flows status
     pagereel cache clear [--url URL]  same as python -m flows cache clear
+    pagereel review RUN_ID --approve | --edits FILE | --reject   answer a run waiting for review
 
 Each subcommand is the very function its module command runs, so the two stay one. Only the
 module of the command asked for is imported: a ``pagereel status`` never loads Prefect's flows,
@@ -24,12 +25,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch": ("flows.batch_flow", "main"),
     "tune": ("flows.tune_flow", "main"),
     "status": ("flows.__main__", "status"),
+    "review": ("flows.review", "review_command"),
 }
 _HELP = {
     "video": "Turn a web page into a narrated video.",
     "batch": "Turn many web pages into narrated videos.",
     "tune": "Tune the encoder and write a render profile.",
     "status": "Show which backends are installed and live.",
+    "review": "Answer a run that waits for a review of its storyboard.",
 }
 
 

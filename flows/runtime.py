@@ -211,3 +211,17 @@ class RunRecorder:
 
             used.append(f"cache:{cache_backend(settings)}")
         return used
+
+
+#: What Prefect says when its temporary API server does not come up in time.
+_SERVER_TIMEOUT = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
+def unexpected_failure(exc: BaseException) -> str:
+    """The one line a command prints for an error pagereel did not raise itself."""
+    if _SERVER_TIMEOUT in str(exc):
+        return (
+            "Prefect's temporary API server did not start in time (a busy machine?); run `prefect server start` "
+            "and set PREFECT_API_URL, or raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+        )
+    return f"unexpected {type(exc).__name__}: {exc} (this is a bug in pagereel; please report it)"

@@ -12,7 +12,7 @@ import threading
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -135,6 +135,20 @@ class TuningSettings(BaseModel):
     seed: int | None = Field(None, description="Sampler seed, for repeatable studies.")
 
 
+class ReviewSettings(BaseModel):
+    """Review of the storyboard before rendering (``review`` parameter, ``--review``): how long a run waits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(False, description="Wait for a person to approve or edit each storyboard before rendering.")
+    timeout_s: int = Field(86400, ge=10, le=30 * 86400, description="How long a run waits for an answer.")
+    on_timeout: Literal["stop", "render"] = Field(
+        "stop", description="When nobody answers: stop (the run fails, nothing rendered) or render the storyboard "
+                            "as it is. A deployment run that stops suspends and frees its worker while it waits; "
+                            "one that renders keeps its process, which renders when the time is up.")
+    poll_s: int = Field(5, ge=1, le=600, description="How often a waiting process asks the API for the answer.")
+
+
 class LLMSettings(LLMOptions):
     """The ``[llm]`` section: the llm script writer's endpoint. Its key comes from the environment only."""
 
@@ -182,6 +196,10 @@ class Settings(BaseSettings):
             return value
         return Path(value) if isinstance(value, str) else value
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    out_url: str | None = Field(
+        None, pattern=r"^https?://", description="Base URL where out_dir's run folders are served (a web server "
+        "over the folder, or the bucket's URL): the Prefect UI's links and thumbnail use it. None: paths only.")
 
     @model_validator(mode="before")
     @classmethod

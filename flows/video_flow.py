@@ -22,7 +22,7 @@ from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import RunRecorder, result_storage
+from flows.runtime import RunRecorder, result_storage, unexpected_failure
 from flows.settings import (
     Settings,
     deployment_run,
@@ -34,6 +34,7 @@ from flows.stopping import stop_on_sigterm
 from tasks.avatar import BUILTIN_AVATARS, check_avatar, read_avatar_png
 from tasks.edits import load_edits_file, parse_edits
 from tasks.errors import ConfigurationError, PagereelError
+from tasks.fetch import check_local_page
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
 from tasks.models import Storyboard, VideoResult, WorkflowState
@@ -117,14 +118,21 @@ def video_flow(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    review: bool | None = None,
 ) -> WorkflowState:
-    """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video."""
+    """Turn the page at ``url`` into a storyboard and, unless ``dry_run``, a narrated video.
+
+    With ``review`` (default: the ``review.enabled`` setting) the run waits for the storyboard to be
+    approved or edited in the Prefect UI or with ``pagereel review`` before rendering (flows/review.py).
+    """
     if deployment_run():  # parameters from whoever may start a deployment, not from the machine's owner
         refuse_guarded_parameters(overrides, config_file)
         _check_presenter_is_builtin(avatar, user_edits)
         _check_local_page_is_the_deployments(url)
     if profile:
         overrides = {**(overrides or {}), "profile": profile}
+    if review is not None:
+        overrides = {**(overrides or {}), "review": {**(overrides or {}).get("review", {}), "enabled": review}}
     settings = apply_profile(load_settings(config_file, **(overrides or {})))
     recorder = RunRecorder()
     recorder.check_runner(settings.runner.kind)
@@ -170,6 +178,10 @@ def _make_video(url: str, workflow_id: str | None, avatar: str | None, user_edit
                                           max_scenes=settings.storyboard.max_scenes,
                                           max_duration_s=settings.storyboard.max_duration_s)
     storyboard = without_refused_pictures(storyboard, settings.fetch)
+    if settings.review.enabled and not dry_run:
+        from flows.review import await_review
+
+        storyboard = without_refused_pictures(await_review(workflow_id, storyboard, settings), settings.fetch)
 
     outputs = RunFolder(settings.out_dir, workflow_id)
     try:
@@ -199,8 +211,12 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
         remember_keys(settings, url, recorder.result_keys)
         return _finish(state, "storyboard", recorder, settings)
 
-    recorder.on_progress = progress_reporter(workflow_id, len(storyboard.scenes))
-    video = render_storyboard(storyboard, settings, outputs.staging, recorder)
+    recorder.on_progress = progress = progress_reporter(workflow_id, len(storyboard.scenes))
+    try:
+        video = render_storyboard(storyboard, settings, outputs.staging, recorder)
+    except BaseException as exc:
+        progress.failed(exc)  # the UI says the run failed and why, not "Scenes rendered (of 4)"
+        raise
     recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
     state = state.model_copy(
         update={
@@ -215,7 +231,7 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
     outputs.commit()
     links = {"video": "video.mp4", "thumbnail": "thumbnail.png", "subtitles (SRT)": "video.srt",
              "subtitles (WebVTT)": "video.vtt", "manifest": MANIFEST}
-    publish_video(state, {label: outputs.where(name) for label, name in links.items()})
+    publish_video(state, {label: outputs.where(name) for label, name in links.items()}, settings.out_url)
     remember_keys(settings, url, recorder.result_keys)
     return state
 
@@ -336,6 +352,7 @@ def run_video(
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
+    review: bool | None = None,
 ) -> WorkflowState:
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
     settings = load_settings(config_file, **(overrides or {}))
@@ -350,6 +367,7 @@ def run_video(
             config_file=config_file,
             overrides=overrides,
             profile=profile,
+            review=review,
         )
 
 
@@ -378,6 +396,9 @@ def main(
     profile: Annotated[str | None, typer.Option(help="Render profile written by tune_flow.")] = None,
     writer: Annotated[str | None, typer.Option(help="Script writer: extractive (default) or llm.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Stop after the storyboard.")] = False,
+    review: Annotated[bool, typer.Option("--review", help="Wait for the storyboard to be approved or edited "
+                                                          "(Prefect UI, or pagereel review RUN_ID) before rendering."
+                                         )] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
     """Run the video flow on URL."""
@@ -399,6 +420,7 @@ def main(
     try:
         settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         check_out_dir(settings.out_dir)
+        check_local_page(url)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(
@@ -409,11 +431,12 @@ def main(
                 dry_run=dry_run,
                 config_file=str(config) if config else None,
                 overrides=overrides or None,
+                review=review or None,
             )
     except PagereelError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback went to the log above
-        _fail(f"unexpected {type(exc).__name__}: {exc} (this is a bug in pagereel; please report it)")
+        _fail(unexpected_failure(exc))
     if as_json:
         sys.stdout.write(state.model_dump_json(indent=2) + "\n")
     else:

@@ -464,6 +464,13 @@ def local_page_path(url: str) -> Path | None:
         return None
 
 
+def check_local_page(url: str) -> None:
+    """Refuse a local page that is not there, before any server or worker starts for it."""
+    path = local_page_path(url)
+    if path is not None and not path.exists():
+        raise FetchError(f"no such file: {path}; for a web page give the full URL with https://")
+
+
 def picture_folder(page_url: str | None) -> Path | None:
     """The only folder a page's local pictures may come from: a local page's own (symlinks resolved).
 

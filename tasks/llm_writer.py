@@ -34,8 +34,10 @@ from tasks.suggest import (
     closing_scene_of,
     is_boilerplate,
     is_caption_phrase,
+    key_figure,
     key_phrase,
     narrated_paragraphs,
+    section_headings,
     suggest_storyboard,
     title_scene_of,
 )
@@ -198,6 +200,8 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
     wpm = options.words_per_minute
     weights = caption_weights(article)
     images = ImagePicker(article)
+    headings = section_headings(article)
+    section = None  # the heading the scene before ended under
     body: list[Scene] = []
     for proposed in script.scenes[: max(1, options.max_scenes - 2)]:
         checked = _check(proposed, sentences)
@@ -207,10 +211,16 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
         caption = " ".join(proposed.caption.split())
         if not is_caption_phrase(caption) or repair:
             caption = key_phrase(narration, weights)
+        # The same layout hints as the extractive writer's: the section a scene opens, its key figure.
+        first, last = (sentences[n - 1][1] for n in (min(proposed.sources), max(proposed.sources)))
+        opens = headings.get(first) if headings.get(first) != section else None
+        section = headings.get(last)
+        figure = key_figure(narration)
         body.append(Scene(
             id=f"s{len(body) + 1}", kind="body", narration=narration, caption=caption,
             image=images.near(sentences[proposed.sources[0] - 1][1]), hint_s=estimate_seconds(narration, wpm),
-            writer=writer, sources=sorted(set(proposed.sources)), repair=repair,
+            writer=writer, sources=sorted(set(proposed.sources)), repair=repair, section=opens,
+            layout="figure" if figure else None, figure=figure,
         ))
     if len(body) < max(1, options.min_scenes - 2):
         raise _Unusable(f"only {len(body)} of its {len(script.scenes)} scenes could be used")

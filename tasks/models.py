@@ -276,6 +276,8 @@ class Scene(_Frozen):
     layout: SceneLayout | None = Field(None, description="A layout hint for the renderer; None: plain text.")
     items: list[str] | None = Field(None, max_length=20, description="The list items a list scene narrates.")
     figure: str | None = Field(None, max_length=120, description="The key figure a scene carries, as written.")
+    section: str | None = Field(None, max_length=120,
+                                description="The heading of the article section this scene opens; None: none.")
     writer: str | None = Field(None, max_length=40, description="Which writer wrote this scene; None: a user.")
     sources: list[int] | None = Field(None, description="Numbers of the article sentences the scene draws on.")
     repair: str | None = Field(None, max_length=300, description="Why the writer's text was replaced, if it was.")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+from PIL import Image, ImageFilter
 
 from kernels.compositing import (
     crossfade,
@@ -30,12 +31,17 @@ if TYPE_CHECKING:
 
 
 class Backdrop:
-    """The moving picture behind a scene: a picture with Ken Burns, or a drifting gradient."""
+    """The moving picture behind a scene: a picture with Ken Burns, or a drifting gradient.
+
+    A picture too small or too narrow for the frame moves whole on a blurred, darkened copy of itself.
+    """
 
     def __init__(self, picture: Picture | None, size: tuple[int, int], palette: Palette, seed: int, dim: float):
         w, h = size
         if picture is not None:
             rgb = picture.to_rgb()
+            if too_small_or_narrow(rgb.shape[1], rgb.shape[0], w, h):
+                rgb = on_blurred_copy(rgb, w, h)
         else:
             # A gradient larger than the frame, so the same pan-and-zoom makes it drift.
             rgb = gradient(int(w * 1.3) + 2, int(h * 1.3) + 2, palette)
@@ -63,6 +69,43 @@ class Backdrop:
         ken_burns_plane(self.planes[0], y, x0, y0, ww, wh)
         for source, out in zip(self.planes[1:], (cb, cr), strict=True):
             ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
+
+
+#: A picture that would have to be enlarged more than this to cover the frame, or lose more than this
+#: share of its width or height to the frame's shape, is set whole on a blurred copy of itself.
+MAX_ENLARGE = 1.5
+MAX_CROPPED = 0.35
+#: The blurred copy's light, and how much larger than the frame the set picture is (room for the move).
+SURROUND_LIGHT = 0.45
+SURROUND_MARGIN = 1.12
+
+
+def too_small_or_narrow(pw: int, ph: int, width: int, height: int) -> bool:
+    """Whether a ``pw`` x ``ph`` picture would be stretched or cropped too much to fill a ``width`` x ``height``."""
+    cover = max(width / pw, height / ph)
+    over = max(pw * cover / width, ph * cover / height)  # 1.0 where the shapes agree
+    return cover > MAX_ENLARGE or 1 - 1 / over > MAX_CROPPED
+
+
+def on_blurred_copy(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``rgb`` whole and unstretched, centred on a blurred, darkened copy of itself that fills the frame.
+
+    Drawn once per scene (Pillow); the result is a little larger than the frame, so the Ken Burns
+    move still has room.
+    """
+    cw, ch = round(width * SURROUND_MARGIN), round(height * SURROUND_MARGIN)
+    picture = Image.fromarray(rgb)
+    cover = max(cw / picture.width, ch / picture.height)
+    small = picture.resize((max(1, round(picture.width * cover / 8)), max(1, round(picture.height * cover / 8))),
+                           Image.Resampling.BILINEAR)
+    surround = small.filter(ImageFilter.GaussianBlur(max(2, min(small.size) // 12)))
+    surround = surround.resize((round(picture.width * cover), round(picture.height * cover)), Image.Resampling.BILINEAR)
+    left, top = (surround.width - cw) // 2, (surround.height - ch) // 2
+    canvas = surround.crop((left, top, left + cw, top + ch)).point(lambda v: int(v * SURROUND_LIGHT))
+    fit = min(cw * 0.9 / picture.width, ch * 0.9 / picture.height, MAX_ENLARGE)
+    size = (max(1, round(picture.width * fit)), max(1, round(picture.height * fit)))
+    canvas.paste(picture.resize(size, Image.Resampling.LANCZOS), ((cw - size[0]) // 2, (ch - size[1]) // 2))
+    return np.ascontiguousarray(np.array(canvas, dtype=np.uint8))
 
 
 def yuv_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

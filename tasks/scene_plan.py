@@ -24,6 +24,7 @@ from tasks.captions import Box, CaptionPicture, Stage, caption_pictures
 from tasks.layout import PALETTES, Palette, bar, text_panel, wrap
 from tasks.models import CaptionStyle, Narration, RenderOptions, Scene
 from tasks.planes import Backdrop, PlaneLayer, Planes, plane_layer
+from tasks.scene_layouts import scene_layout
 from tasks.timeline import LEAD_S, scene_frames, scene_pcm
 
 if TYPE_CHECKING:
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 #: The cross-fade from the previous scene's backdrop, and the fade-in of a scene's first text layer.
 FADE_S = 0.4
 CAPTION_FADE_S = 0.5
+#: The fade-in of a layout's first state (a section card, a quote, the first bullet).
+LAYOUT_FADE_S = 0.3
 #: Where in the scene (a share of its frames) the thumbnail is taken.
 STILL_AT = 0.4
 
@@ -76,7 +79,7 @@ class ScenePlan:
     previous_rgb: np.ndarray | None
     previous_planes: Planes | None
     fade_frames: int
-    #: Text that stays for the whole scene (title or caption), bottom first.
+    #: Text that stays for the whole scene (title or caption), then the layout's states, bottom first.
     layers: tuple[Layer, ...]
     #: Captions (subtitles in the scene's caption style), each shown in its own frames; at most one at a time.
     cues: tuple[Layer, ...]
@@ -230,6 +233,7 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
     caption_frames = max(1, round(CAPTION_FADE_S * frame.fps))
     layers = tuple(frame.layer(name, rgba, x, y, fade_in=caption_frames if n == 0 else 0)
                    for n, (name, rgba, x, y) in enumerate(look.text(scene, palette, width, height)))
+    layers += _layout(scene, narration, palette, frame, picture is not None)
     pcm = scene_pcm(narration, frame.frames, frame.fps)
     bar_h = look.bar_height(height)
     avatar, avatar_at = _avatar(context, narration, pcm, frame, look, bar_h)
@@ -244,6 +248,19 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
         progress=frame.layer("progress", bar(width, bar_h, palette.accent), 0, height - bar_h),
         index=context.index, total=context.total, still_at=int(frame.frames * STILL_AT), pcm=pcm,
     )
+
+
+def _layout(scene: Scene, narration: Narration, palette: Palette, frame: _Frame, has_picture: bool,
+            ) -> tuple[Layer, ...]:
+    """The scene's layout (``tasks/scene_layouts.py``) as layers, each state in the frames its words are said in."""
+    fade = max(1, round(LAYOUT_FADE_S * frame.fps))
+    out = []
+    for drawn in scene_layout(scene, narration, palette, frame.width, frame.height, has_picture):
+        frames = frame.speaking(drawn.start_s, drawn.end_s)
+        if frames:
+            out.append(frame.layer(drawn.name, drawn.rgba, drawn.x, drawn.y, frames,
+                                   fade_in=min(fade, len(frames)) if drawn.fade else 0))
+    return tuple(out)
 
 
 def box_of(layer: Layer) -> Box:

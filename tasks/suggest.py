@@ -5,7 +5,8 @@ budget for the target duration is spent, put back in article order and grouped i
 A sentence that leans on the one before ("This", "However", "The third ...") comes with it or
 not at all, and a "first ... second ... third" run is narrated whole or not at all. Boilerplate
 (newsletter prompts, cookie notes, share buttons, credits) is never narrated. A scene's caption
-is the heading it sits under, else its heaviest noun phrase. A title scene opens the video and
+is the heading it sits under, else its heaviest noun phrase; a scene that opens one of the
+article's sections carries that heading (``Scene.section``). A title scene opens the video and
 a closing scene names the source. Deterministic.
 """
 
@@ -57,6 +58,8 @@ WRITER = "extractive"  # the name this writer is registered under, on each scene
 _CAPTION_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|[^\W_]+(?:['’-][^\W_]+)*")
 _NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?$")
 _YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
+_MONTHS = frozenset("january february march april may june july august september october november december "
+                    "jan feb mar apr jun jul aug sep sept oct nov dec".split())
 _PHRASE_BREAK = frozenset(".;:!?()[]\"“”—–…")
 # Text that is page furniture, never narration.
 _BOILERPLATE = re.compile(
@@ -117,9 +120,13 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     headings = section_headings(article)
     images = ImagePicker(article)
     body: list[Scene] = []
+    section = None  # the heading the scene before ended under
     for n, group in enumerate(groups, start=1):
         text = " ".join(sentences[i].text for i in group)
         first = sentences[group[0]]
+        heading = headings.get(first.paragraph)
+        opens = heading if heading and heading != section else None
+        section = headings.get(sentences[group[-1]].paragraph)
         body.append(
             Scene(
                 id=f"s{n}",
@@ -129,6 +136,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
                 image=images.near(first.paragraph),
                 hint_s=estimate_seconds(text, wpm),
                 writer=WRITER,
+                section=opens,
                 **_layout([sentences[i] for i in group], weights),
             )
         )
@@ -354,19 +362,31 @@ def _layout(group: list[_Sentence], weights: dict[str, float]) -> dict[str, obje
     if len(items) >= 2:
         return {"layout": "list", "items": items[:MAX_ITEMS]}
     for s in group:
-        figure = _figure(s.text)
+        figure = key_figure(s.text)
         if figure:
             return {"layout": "figure", "figure": figure}
     return {}
 
 
-def _figure(text: str) -> str | None:
-    """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff")."""
+def key_figure(text: str) -> str | None:
+    """The first figure of ``text`` with the noun phrase it counts ("30,000 contracted teaching staff").
+
+    A version or a name's number ("Python 3.6.0", "iOS 13") and a date ("13 April") count nothing.
+    """
     for run in _phrases(text):
-        numbers = [w for w in run if _NUMBER.match(w) and not _YEAR.match(w)]
-        if numbers:
+        if any(_counts(run, i) for i in range(len(run))):
             return " ".join(run)
     return None
+
+
+def _counts(run: list[str], i: int) -> bool:
+    """Whether ``run[i]`` is a number that counts something: no year, version, name's number or day."""
+    word = run[i]
+    if not _NUMBER.match(word) or _YEAR.match(word) or word.count(".") > 1:
+        return False
+    before = run[i - 1] if i else ""
+    after = run[i + 1].lower() if i + 1 < len(run) else ""
+    return not (any(c.isupper() for c in before) or before.lower() in _MONTHS or after in _MONTHS)
 
 
 def _group(picked: list[int], sentences: list[_Sentence], min_body: int, max_body: int) -> list[list[int]]:

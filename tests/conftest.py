@@ -139,8 +139,11 @@ def _many_images_page(n: int) -> bytes:
 def _quiet_prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Every test session gets its own Prefect home, so runs never share state with a developer's."""
     home = tmp_path_factory.mktemp("prefect-home")
-    old = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK")}
-    os.environ.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    # A loaded 2-core machine can take longer than Prefect's default 20 s to start a temporary server.
+    env = {"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     yield
     for k, v in old.items():
         if v is None:

@@ -27,10 +27,12 @@ def options(style: str, aspect: str = "16:9", resolution: int = 360, **more) -> 
 
 
 def plan(style: str, aspect: str = "16:9", resolution: int = 360, kind: str = "body", avatar: str | None = "ada"):
+    """A scene's plan; kind ``layout`` is a body scene without a picture (it gets a layout of its words)."""
     narration = speech(5.0, SAID)
+    picture = None if kind == "layout" else solid_picture((60, 110, 150))
+    kind = "body" if kind == "layout" else kind
     return plan_scene(scene(kind, "By Someone" if kind == "title" else "Guiding ships"), narration,
-                      options(style, aspect, resolution), SceneContext(avatar=avatar),
-                      solid_picture((60, 110, 150))), narration
+                      options(style, aspect, resolution), SceneContext(avatar=avatar), picture), narration
 
 
 def voice_time(k: int, fps: int = 10) -> float:
@@ -47,7 +49,7 @@ def test_the_style_defaults_to_bold_for_vertical_video_only() -> None:
 
 
 @pytest.mark.parametrize("resolution", [720, 1080])
-@pytest.mark.parametrize("kind", ["body", "title", "closing"])
+@pytest.mark.parametrize("kind", ["body", "layout", "title", "closing"])
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("aspect", ["16:9", "9:16", "1:1"])
 def test_no_layer_covers_another_layers_text(aspect: str, style: str, kind: str, resolution: int) -> None:

@@ -233,3 +233,18 @@ def test_parse_script_strips_thinking_and_fences() -> None:
     assert parse_script(reply).scenes[0].narration == "Hi there."
     with pytest.raises(ValueError):
         parse_script("no json here")
+
+
+def test_the_llm_writer_marks_the_sections_its_scenes_open(chat) -> None:
+    page = extract_article((ROOT / "tests" / "pages" / "sourdough-steps.html").read_text(encoding="utf-8"),
+                           "https://example.org/sourdough")
+    said = ["A kitchen scale matters more than any other tool.",
+            "Add one hundred grams of starter and squeeze it through the dough with wet fingers.",
+            "Cover the basket and leave it in the fridge overnight.",
+            "The times in any recipe are guesses."]
+    scenes = [{"narration": text, "caption": "Sourdough bread", "sources": [number(page, text[:30])]}
+              for text in said]
+    board = write_storyboard(page, options(chat(ok(json.dumps({"scenes": scenes})))))
+    assert_llm_board(board)
+    # A scene opens the section its first cited sentence is under, unless the scene before ended in it.
+    assert [s.section for s in board.scenes[1:-1]] == ["What you need", "The method", None, "Reading the dough"]

@@ -233,3 +233,24 @@ def test_caption_favours_what_the_scene_says_again() -> None:
             "Today most lighthouses run without keepers.")
     weights = {"keepers": 1.0, "night": 1.3, "stairs": 0.5, "weights": 0.5, "lighthouses": 0.4}
     assert key_phrase(text, weights) == "Keepers"
+
+
+def test_a_scene_that_opens_a_section_carries_its_heading() -> None:
+    board = suggest_storyboard(article(OWN_PAGES_DIR / "sourdough-steps.html"))
+    body = board.scenes[1:-1]
+    opened = [s for s in body if s.section]
+    assert opened and all(s.section == s.caption for s in opened)
+    # A scene that goes on under the heading the scene before ended under opens nothing.
+    assert any(not s.section and s.caption == before.caption for before, s in zip(body, body[1:], strict=False))
+    assert all(not (a.section and a.section == b.section) for a, b in zip(body, body[1:], strict=False))
+    assert board.scenes[0].section is None and board.scenes[-1].section is None
+
+
+@pytest.mark.parametrize("sentence", [
+    "Python 3.6.0 is the newest major release of the language and it is fast.",
+    "The new iOS 13 update corrects where your eyes look during calls.",
+    "Researchers first saw the malware on 12 July when it spread by text.",
+])
+def test_versions_names_and_dates_are_no_key_figures(sentence: str) -> None:
+    board = suggest_storyboard(lines(sentence, *FILLER), StoryboardOptions(target_duration_s=60))
+    assert all(s.figure is None for s in board.scenes), [s.figure for s in board.scenes]

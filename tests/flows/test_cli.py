@@ -54,6 +54,16 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, done.stderr[-2000:]
     assert "no-such-page.html" in errors[0]
+    # A missing local page is refused before any Prefect server starts for it.
+    assert "temporary server" not in done.stderr, done.stderr[-2000:]
+
+
+def test_a_prefect_server_that_does_not_start_is_not_called_a_pagereel_bug() -> None:
+    from flows.runtime import unexpected_failure
+
+    line = unexpected_failure(RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server."))
+    assert "PREFECT_API_URL" in line and "bug" not in line
+    assert "bug in pagereel" in unexpected_failure(KeyError("x"))
 
 
 def test_batch_and_cache_commands_answer(tmp_path: Path) -> None:
