@@ -402,21 +402,8 @@ def main(
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
     """Run the video flow on URL."""
-    overrides: dict[str, Any] = {}
-    if runner:
-        overrides["runner"] = {"kind": runner}
-    chosen = (("aspect", aspect), ("voice", voice), ("caption_style", caption_style),
-              ("resolution", resolution.lower().removesuffix("p") if resolution else None))
-    if any(v for _, v in chosen):
-        overrides["render"] = {k: v for k, v in chosen if v}
-    if duration is not None:
-        overrides["storyboard"] = {"target_duration_s": duration}
-    if writer:
-        overrides["storyboard"] = {**overrides.get("storyboard", {}), "writer": writer}
-    if out is not None:
-        overrides["out_dir"] = out
-    if profile:
-        overrides["profile"] = profile
+    overrides = _flag_overrides(runner, _render_flags(aspect, voice, caption_style, resolution), duration, writer,
+                                out, profile)
     try:
         settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
         check_out_dir(settings.out_dir)
@@ -441,6 +428,33 @@ def main(
         sys.stdout.write(state.model_dump_json(indent=2) + "\n")
     else:
         print_storyboard(state)
+
+
+def _flag_overrides(runner: str | None, render: dict[str, Any], duration: float | None, writer: str | None,
+                    out: str | None, profile: str | None) -> dict[str, Any]:
+    """The settings the command line's flags give, as overrides."""
+    overrides: dict[str, Any] = {}
+    if runner:
+        overrides["runner"] = {"kind": runner}
+    if render:
+        overrides["render"] = render
+    if duration is not None:
+        overrides["storyboard"] = {"target_duration_s": duration}
+    if writer:
+        overrides["storyboard"] = {**overrides.get("storyboard", {}), "writer": writer}
+    if out is not None:
+        overrides["out_dir"] = out
+    if profile:
+        overrides["profile"] = profile
+    return overrides
+
+
+def _render_flags(aspect: str | None, voice: str | None, caption_style: str | None,
+                  resolution: str | None) -> dict[str, Any]:
+    """The render settings the command line's flags give (``--resolution 1080p`` is 1080)."""
+    chosen = {"aspect": aspect, "voice": voice, "caption_style": caption_style,
+              "resolution": resolution.lower().removesuffix("p") if resolution else None}
+    return {k: v for k, v in chosen.items() if v}
 
 
 def _fail(message: str) -> None:
