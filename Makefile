@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_LOGGING_EXTRA_LOGGERS := pagereel
 export PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW := ignore
 
-.PHONY: setup demo test soak lint clean serve tune bench bench-quick
+.PHONY: setup fonts demo test soak lint clean serve tune bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Chinese, Japanese and Korean text needs a system font (no Python package carries one): Debian's
+# fonts-noto-cjk. Installed only where apt-get runs as root and the package can be fetched; elsewhere
+# this says so and goes on (the video's CJK text is then left out, with one warning).
+fonts:
+	@if fc-list :charset=4e00 2>/dev/null | grep -q .; then echo "a CJK font is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q fonts-noto-cjk >/dev/null 2>&1)) \
+		&& echo "installed fonts-noto-cjk" || echo "fonts-noto-cjk could not be installed (offline?): skipped"; \
+	else echo "not root or no apt-get: install fonts-noto-cjk to draw CJK text; skipped"; fi
 
 demo: setup
 	$(PY) -m flows.video_flow examples/article.html --workflow-id demo --avatar ada

@@ -78,6 +78,24 @@ def compare(a: Path, b: Path, *, limit: int = 5) -> Comparison:
     for key in info_a:
         if info_a[key] != info_b[key]:
             result.differences.append(f"{key}: {info_a[key]} against {info_b[key]}")
+    _compare_frames(a, b, result, limit)
+    _compare_audio(a, b, result)
+    return result
+
+
+def _frame_difference(index: int, t_a: Fraction | None, planes_a: list[np.ndarray], t_b: Fraction | None,
+                      planes_b: list[np.ndarray]) -> str | None:
+    """How frame ``index`` of one video differs from the other's; None when it does not."""
+    if t_a != t_b:
+        return f"frame {index}: shown at {t_a} s against {t_b} s"
+    if all(p.shape == q.shape and np.array_equal(p, q) for p, q in zip(planes_a, planes_b, strict=True)):
+        return None
+    worst = max(int(np.abs(p.astype(np.int16) - q.astype(np.int16)).max())
+                for p, q in zip(planes_a, planes_b, strict=True) if p.shape == q.shape)
+    return f"frame {index} (at {float(t_a or 0):.3f} s): pixels differ, by up to {worst} levels"
+
+
+def _compare_frames(a: Path, b: Path, result: Comparison, limit: int) -> None:
     count_a = count_b = differing = 0
     frames_b = _frames(b)
     for (t_a, planes_a) in _frames(a):
@@ -86,18 +104,11 @@ def compare(a: Path, b: Path, *, limit: int = 5) -> Comparison:
         if step is None:
             continue
         count_b += 1
-        t_b, planes_b = step
-        if t_a != t_b:
+        difference = _frame_difference(count_a - 1, t_a, planes_a, *step)
+        if difference is not None:
             differing += 1
             if differing <= limit:
-                result.differences.append(f"frame {count_a - 1}: shown at {t_a} s against {t_b} s")
-        elif any(p.shape != q.shape or not np.array_equal(p, q) for p, q in zip(planes_a, planes_b, strict=True)):
-            differing += 1
-            if differing <= limit:
-                worst = max(int(np.abs(p.astype(np.int16) - q.astype(np.int16)).max())
-                            for p, q in zip(planes_a, planes_b, strict=True) if p.shape == q.shape)
-                result.differences.append(f"frame {count_a - 1} (at {float(t_a or 0):.3f} s): pixels differ, "
-                                          f"by up to {worst} levels")
+                result.differences.append(difference)
     count_b += sum(1 for _ in frames_b)
     result.video_frames = (count_a, count_b)
     if count_a != count_b:
@@ -105,6 +116,8 @@ def compare(a: Path, b: Path, *, limit: int = 5) -> Comparison:
     if differing > limit:
         result.differences.append(f"... {differing} differing frames in all")
 
+
+def _compare_audio(a: Path, b: Path, result: Comparison) -> None:
     audio_a, rate_a, start_a = _audio(a)
     audio_b, rate_b, start_b = _audio(b)
     result.audio_samples = (audio_a.shape[-1] if audio_a.size else 0, audio_b.shape[-1] if audio_b.size else 0)
@@ -117,7 +130,6 @@ def compare(a: Path, b: Path, *, limit: int = 5) -> Comparison:
         worst = float(np.abs(audio_a - audio_b).max())
         result.differences.append(f"audio differs from sample {first} ({first / max(rate_a, 1):.3f} s), "
                                   f"by up to {worst:.6g}")
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Saved article pages, next to the repository as the tests find them.
@@ -127,3 +128,22 @@ def busy_cpus(seconds: float = 1.0) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+
+
+def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min_batch_s: float = 0.05) -> float:
+    """Best per-call time over ``repeat`` batches, each batch long enough for the clock to resolve."""
+    number = 1
+    while True:  # calibrate the batch size, like timeit.autorange
+        start = time.perf_counter()
+        for _ in range(number):
+            fn(*args)
+        if time.perf_counter() - start >= min_batch_s:
+            break
+        number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn(*args)
+        best = min(best, (time.perf_counter() - start) / number)
+    return best

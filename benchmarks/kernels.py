@@ -14,7 +14,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,9 @@ import numpy as np
 # Run as ``python benchmarks/kernels.py``, this file's folder leads sys.path and its name would
 # shadow the ``kernels`` package.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from benchmarks.harness import best_seconds  # noqa: E402
 from kernels._jit import kernel_backend  # noqa: E402
 from kernels.textrank import (  # noqa: E402
     _pagerank_kernel,
@@ -66,25 +66,6 @@ def benches(sentences: int) -> list[Bench]:
         Bench("textrank.similarity", _similarity_kernel, similarity_matrix_reference, lambda: csr),
         Bench("textrank.pagerank", _pagerank_kernel, pagerank_reference, lambda: (weights, 0.85, 1e-8, 200)),
     ]
-
-
-def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min_batch_s: float = 0.05) -> float:
-    """Best per-call time over ``repeat`` batches, each batch long enough for the clock to resolve."""
-    number = 1
-    while True:  # calibrate the batch size, like timeit.autorange
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(*args)
-        if time.perf_counter() - start >= min_batch_s:
-            break
-        number *= 2
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(*args)
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
 
 
 def main(argv: list[str] | None = None) -> None:

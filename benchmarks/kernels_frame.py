@@ -17,7 +17,6 @@ import argparse
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ import numpy as np
 # Run as ``python benchmarks/kernels_frame.py``, this file's folder leads sys.path, and
 # benchmarks/kernels.py there would shadow the ``kernels`` package.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
+from benchmarks.harness import best_seconds  # noqa: E402
 from kernels._jit import kernel_backend  # noqa: E402
 from kernels.audio import (  # noqa: E402
     _mix_ducked_kernel,
@@ -123,25 +123,6 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
         Bench(f"audio.mix_ducked {seconds:g}s", _mix_ducked_kernel, mix_ducked_reference,
               lambda: (voice, music, *duck), 3 * voice.nbytes),
     ]
-
-
-def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min_batch_s: float = 0.05) -> float:
-    """Best per-call time over ``repeat`` batches, each batch long enough for the clock to resolve."""
-    number = 1
-    while True:  # calibrate the batch size, like timeit.autorange
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(*args)
-        if time.perf_counter() - start >= min_batch_s:
-            break
-        number *= 2
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn(*args)
-        best = min(best, (time.perf_counter() - start) / number)
-    return best
 
 
 def copy_bandwidth(repeat: int, nbytes: int = 256 << 20) -> float:

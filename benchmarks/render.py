@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -515,6 +516,12 @@ def bench(args: argparse.Namespace, child_python: Path | None, inputs: Inputs) -
     if len(frames) != inputs.frames:
         raise SystemExit(f"decoded {len(frames)} frames from the warm-up, expected {inputs.frames}")
 
+    results = _rounds(args, inputs, frames, child_python)
+    return 1 if _report(results, inputs) else 0
+
+
+def _rounds(args: argparse.Namespace, inputs: Any, frames: list[Any], child_python: Path | None) -> dict[str, Runs]:
+    """Interleaved rounds of pagereel, MoviePy (unless skipped) and the encode-only floor."""
     names = ("pagereel", "encode-only") if args.skip_moviepy else ("pagereel", "moviepy", "encode-only")
     results = {name: Runs([], []) for name in names}
     with tempfile.TemporaryDirectory(prefix="pagereel-bench-") as tmp:
@@ -533,6 +540,11 @@ def bench(args: argparse.Namespace, child_python: Path | None, inputs: Inputs) -
             print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {v.wall[-1]:.2f} s" for n, v in results.items()),
                   flush=True)
 
+    return results
+
+
+def _report(results: dict[str, Runs], inputs: Any) -> bool:
+    """Print the table and the ratios; True when an output is invalid."""
     failed = False
     probes = {}
     for name, runs in results.items():
@@ -571,7 +583,7 @@ def bench(args: argparse.Namespace, child_python: Path | None, inputs: Inputs) -
     than_moviepy = f"{vs_moviepy:.1f}x faster than MoviePy and " if "moviepy" in best else ""
     print(f"summary: pagereel renders the {inputs.frames / inputs.options.fps:g} s scene in {best['pagereel']:.2f} s, "
           f"{than_moviepy}{vs_floor:.2f}x the encode-only floor")
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":

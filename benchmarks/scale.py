@@ -15,7 +15,10 @@ Target: two workers at least 1.6x faster than one.
 Where the serial time goes is printed for the fastest 2-worker round: when each video's run
 started and ended after the batch began, and the seconds its flow process spent per stage
 (fetch, extract, suggest and edits run in the flow process before any scene reaches a worker;
-assemble after the last one).
+assemble after the last one). Then, for the fastest round of each configuration side by side: the
+serial set-up (batch start to the first scene on a worker: Prefect creating the flow runs, the
+stages before the scenes), the parallel part (first scene to last, with the workers' share of it
+spent computing) and the serial wrap-up (last scene to the batch's end: assembling).
 """
 
 from __future__ import annotations
@@ -172,6 +175,28 @@ def print_serial(r: dict) -> None:
               f"first task at {w['first_s']:.2f} s, last one done at {w['last_s']:.2f} s")
 
 
+def breakdown(r: dict) -> dict[str, float]:
+    """The batch's wall time in three parts: serial set-up, parallel work, serial wrap-up (seconds)."""
+    workers = r.get("workers") or {}
+    first = min((w["first_s"] for w in workers.values()), default=0.0)  # the first scene reaches a worker
+    last = max((w["last_s"] for w in workers.values()), default=r["wall_s"])  # the last scene is done
+    busy = sum(w["busy_s"] for w in workers.values())
+    return {"setup_s": first, "parallel_s": max(0.0, last - first), "wrapup_s": max(0.0, r["wall_s"] - last),
+            "busy_s": busy, "flows_s": max((run["flow_start_s"] for run in r["runs"]), default=0.0)}
+
+
+def print_breakdown(rounds: dict[int, dict]) -> None:
+    """Serial set-up, parallel work and wrap-up of each configuration's fastest round, side by side."""
+    print("serial set-up (batch start to the first scene on a worker) | parallel (first scene to last) | "
+          "serial wrap-up (last scene to the batch's end):")
+    for workers, r in sorted(rounds.items()):
+        b = breakdown(r)
+        share = b["busy_s"] / (workers * b["parallel_s"]) if b["parallel_s"] else 0.0
+        print(f"  {workers} worker(s): {b['setup_s']:5.1f} s | {b['parallel_s']:5.1f} s, workers computing "
+              f"{b['busy_s']:5.1f} s ({share:.0%} of {workers}) | {b['wrapup_s']:5.1f} s; all flow runs started by "
+              f"{b['flows_s']:.1f} s")
+
+
 def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float) -> dict:
     urls = [f"{base}/{page}" for page in pages]
     cmd = [sys.executable, __file__, "--child", json.dumps(urls), "--workers", str(workers),
@@ -225,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         each = ", ".join(f"{a['wall_s'] / b['wall_s']:.2f}x" for a, b in zip(results[1], results[2], strict=True))
         print(f"round by round: {each}; below, the fastest round of each")
     print_serial(min(results[2], key=lambda r: r["wall_s"]))
+    print_breakdown({workers: min(rounds, key=lambda r: r["wall_s"]) for workers, rounds in results.items()})
     print(f"1 worker / 2 workers = {speedup:.2f}x  ({best[1]:.1f} s / {best[2]:.1f} s; target >= {TARGET_SPEEDUP}: "
           f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})")
     return 0

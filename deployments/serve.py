@@ -2,18 +2,21 @@
 
     python deployments/serve.py          # with PREFECT_API_URL pointing at `prefect server start`
 
-The same deployments as ``prefect.yaml`` (``video-flow/from-url``, ``batch-flow/nightly`` with its
-schedule off, ``tune-flow/tune``). Each flow run is a child process; with ``metrics.enabled`` this
+The deployments are read from ``prefect.yaml``, the one place they are declared
+(``video-flow/from-url``, ``batch-flow/nightly`` with its schedule off, ``tune-flow/tune``): names,
+descriptions, tags, parameters and schedules. Each flow run is a child process; with ``metrics.enabled`` this
 process serves their metrics, summed, on ``metrics.port`` (Prometheus multiprocess mode), so the
 endpoint outlives every run.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere
@@ -23,8 +26,6 @@ from flows.settings import Settings, load_settings  # noqa: E402 - needs ROOT on
 
 # Not imported from flows.metrics: prometheus_client must not be loaded before this is set.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-URL_LIST = "examples/urls.txt"
 
 
 def serve_metrics(settings: Settings, folder: str) -> int:
@@ -38,21 +39,27 @@ def serve_metrics(settings: Settings, folder: str) -> int:
     return server.server_port
 
 
+def declared() -> list[dict[str, Any]]:
+    """The deployments ``prefect.yaml`` declares, its YAML anchors resolved."""
+    import yaml
+
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))["deployments"]
+
+
 def deployments() -> list:
+    """Each deployment of ``prefect.yaml``, built from its entrypoint's flow for :func:`prefect.serve`."""
     from prefect.schedules import Cron
 
-    from flows.batch_flow import batch_flow
-    from flows.tune_flow import tune_flow
-    from flows.video_flow import video_flow
-
-    return [
-        video_flow.to_deployment(name="from-url", tags=["pagereel", "video"],
-                                 parameters={"url": "https://example.com/article"}),
-        batch_flow.to_deployment(name="nightly", tags=["pagereel", "batch"],
-                                 parameters={"url_file": URL_LIST, "concurrency": 2},
-                                 schedules=[Cron("0 2 * * *", timezone="UTC", active=False)]),
-        tune_flow.to_deployment(name="tune", tags=["pagereel", "tuning"], parameters={"trials": 8, "name": "tuned"}),
-    ]
+    out = []
+    for entry in declared():
+        path, _, name = entry["entrypoint"].partition(":")
+        module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+        schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
+                     for s in entry.get("schedules") or []]
+        out.append(getattr(module, name).to_deployment(
+            name=entry["name"], description=entry.get("description"), tags=entry.get("tags"),
+            parameters=entry.get("parameters") or {}, schedules=schedules or None))
+    return out
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ import logging
 import resource
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,38 @@ def result_storage(settings: Settings) -> LocalFileSystem | None:
     from flows.cache import result_storage as chosen_storage
 
     return chosen_storage(settings)
+
+
+def with_run_options(task: Any, settings: Settings, *, fetches: bool = False, locked: bool = False,
+                     in_memory: bool = True) -> Any:
+    """``task`` with this run's options, the one place they are applied.
+
+    Every stage gets the run's result storage, and a fresh computation when the cache is off. A stage
+    that ``fetches`` from the network is retried ``fetch.retries`` times with Prefect's exponential
+    backoff from ``fetch.retry_base_s`` (the task's jitter stays) and its result expires after
+    ``fetch.cache_ttl_s``. A ``locked`` stage takes a lock per cache key when Redis is live, so two runs
+    needing the same result compute it once. Without ``in_memory`` a result is read back from storage
+    when needed, not kept in the flow's memory for the whole run.
+    """
+    from prefect.tasks import exponential_backoff
+
+    options: dict[str, Any] = {}
+    storage = result_storage(settings)
+    if storage is not None:
+        options["result_storage"] = storage
+    if not settings.cache.enabled:
+        options["refresh_cache"] = True
+    if not in_memory:
+        options["cache_result_in_memory"] = False
+    if fetches:
+        options.update(retries=settings.fetch.retries,
+                       retry_delay_seconds=exponential_backoff(settings.fetch.retry_base_s),
+                       cache_expiration=timedelta(seconds=settings.fetch.cache_ttl_s))
+    if locked:
+        from flows.cache import configure_policy
+
+        options["cache_policy"] = configure_policy(task.cache_policy, settings)
+    return task.with_options(**options)
 
 
 def active_runner_name() -> str:

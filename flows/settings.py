@@ -7,10 +7,13 @@ Nothing is read at import time: call :func:`load_settings`.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -288,6 +291,41 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
             _CONFIG_FILE["path"] = None
 
 
+# --------------------------------------------------------------------------- settings handed to a run
+
+#: The settings a command built, with the arguments it built them from (see :func:`handing_down`).
+_HANDED_DOWN: ContextVar[tuple[str | None, str, Settings] | None] = ContextVar("pagereel_settings", default=None)
+
+
+def _arguments_key(config_file: str | Path | None, overrides: Mapping[str, Any] | None) -> tuple[str | None, str]:
+    return (str(config_file) if config_file is not None else None,
+            json.dumps(overrides or {}, sort_keys=True, default=str))
+
+
+@contextmanager
+def handing_down(settings: Settings, config_file: str | Path | None,
+                 overrides: Mapping[str, Any] | None) -> Iterator[None]:
+    """Within the block, a flow called with ``config_file`` and ``overrides`` uses ``settings`` as they are.
+
+    A command builds its settings once, checks them before any server starts, and hands them to
+    the flow it calls (and the flow to its subflows) instead of each building them again. A flow
+    called with other arguments, or outside the block (a deployment run on a worker), builds its own.
+    """
+    token = _HANDED_DOWN.set((*_arguments_key(config_file, overrides), settings))
+    try:
+        yield
+    finally:
+        _HANDED_DOWN.reset(token)
+
+
+def handed_down(config_file: str | Path | None, overrides: Mapping[str, Any] | None) -> Settings | None:
+    """The settings handed down for exactly these arguments (see :func:`handing_down`), else None."""
+    given = _HANDED_DOWN.get()
+    if given is None or given[:2] != _arguments_key(config_file, overrides):
+        return None
+    return given[2]
+
+
 # --------------------------------------------------------------------------- what a run may choose
 
 #: The settings a deployment run's parameters may set: what a user chooses about a video. Everything
@@ -307,8 +345,21 @@ RUN_CHOICES: dict[str, frozenset[str] | None] = {
 
 def deployment_run() -> bool:
     """Whether the flow running now was started from a deployment (or is a subflow of such a run)."""
+    import prefect.context
     from prefect.runtime import deployment
 
+    # The run in hand says so itself; a subflow asks Prefect's engine, which marks a deployment's run
+    # and every subflow run inside it in the run's context. Only without either is the API asked
+    # (``deployment.id`` reads the flow run back: a round trip per video of a batch before its first stage).
+    context = prefect.context.FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    if run is not None and run.deployment_id is not None:
+        return True
+    if run is not None and run.parent_task_run_id is None:
+        return False
+    marked = getattr(prefect.context, "_deployment_id", None)
+    if marked is not None and run is not None:
+        return marked.get() is not None
     try:
         return deployment.id is not None
     except Exception:  # noqa: BLE001 - no API to ask: not a deployment run of this process

@@ -25,6 +25,8 @@ from prefect.settings import PREFECT_API_URL
 from flows.cache import probe_redis
 from flows.settings import Settings
 from kernels._jit import NUMBA_AVAILABLE, kernel_backend, kernels_on_fallback
+from tasks.errors import FetchError
+from tasks.guarded_http import endpoint_client, get_bounded
 
 #: Longest any one network probe waits.
 PROBE_TIMEOUT_S = 1.0
@@ -87,9 +89,10 @@ def _prefect(settings: Settings) -> BackendStatus:
         return BackendStatus("Prefect API", True, version, True, "ephemeral (a temporary server per process)",
                              "ephemeral server")
     try:
-        response = httpx.get(api.rstrip("/") + "/health", timeout=PROBE_TIMEOUT_S)
+        with endpoint_client(PROBE_TIMEOUT_S) as client:
+            response = get_bounded(client, api.rstrip("/") + "/health", max_bytes=65536)
         live, why = response.status_code == 200, f"HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, FetchError) as exc:
         live, why = False, type(exc).__name__
     state = f"reachable at {api}" if live else f"unreachable at {api} ({why})"
     return BackendStatus("Prefect API", True, version, live, state, "none: unset PREFECT_API_URL for ephemeral")

@@ -37,6 +37,7 @@ from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import active_runner_name
 from flows.settings import Settings, check_run_parameters, load_settings
+from flows.stopping import stop_on_sigterm
 from kernels.quality import ssim
 from tasks.errors import ConfigurationError, PagereelError
 from tasks.images import Picture
@@ -257,45 +258,62 @@ def tune_flow(
             defaults = RenderOptions()
             study.enqueue_trial({k: getattr(defaults, k) for k in PROFILE_FIELDS if k != "keyframe_interval"}
                                 | {"keyframe_interval": 250})
-        done = 0
-        while done < trials:
-            batch = [study.ask(space) for _ in range(min(tuning.concurrency, trials - done))]
-            futures = [encode_trial.submit(t.number, clip, clip.options.model_copy(update=t.params)) for t in batch]
-            for trial, future in zip(batch, futures, strict=True):
-                future.wait()
-                state = future.state
-                if not state.is_completed():
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    continue
-                result: TrialResult = future.result()
-                quality = mean_ssim(reference, result.mp4)
-                trial.set_user_attr("ssim", round(quality, 6))
-                trial.set_user_attr("clip", clip.key)
-                trial.set_constraint("min_ssim", tuning.min_ssim - quality)
-                study.tell(trial, [round(result.seconds, 4), len(result.mp4)])
-            done += len(batch)
+        _run_trials(study, space, clip, reference, trials, tuning)
         complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                     if t.user_attrs.get("clip") == clip.key]
         chosen = choose(complete, tuning.min_ssim, tuning.bytes_slack)
         # The resolution tuned for goes with the settings: ``--profile NAME`` renders at it.
         render = {k: chosen.params[k] for k in PROFILE_FIELDS} | {"resolution": clip.options.resolution}
         feasible = [t for t in complete if t.user_attrs.get("ssim", 0.0) >= tuning.min_ssim]
-        numbers = {t.number for t in complete}
-        front = [{"trial": t.number, "seconds": t.values[0], "bytes": int(t.values[1]), "ssim": t.user_attrs["ssim"],
-                  **t.params} for t in study.best_trials if t.number in numbers]
-        profile = RenderProfile(name=name, render=render, created_at=datetime.now(UTC), study={
-            "study_name": tuning.study_name,
-            "storage": redacted(tuning.storage) or str(profile_path(settings, name).parent.resolve() / "tuning.db"),
-            "trial": chosen.number, "ssim": chosen.user_attrs["ssim"], "seconds": chosen.values[0],
-            "bytes": int(chosen.values[1]), "min_ssim": tuning.min_ssim, "bytes_slack": tuning.bytes_slack,
-            "clip": clip.key, "frames": len(reference), "trials": len(complete), "feasible": len(feasible),
-            "pareto_front": front,
-        })
+        profile = RenderProfile(name=name, render=render, created_at=datetime.now(UTC),
+                                study=_study_record(study, settings, name, clip, chosen, complete, feasible,
+                                                    len(reference)))
         path = write_profile(settings, profile)
         outcome.outcome = "completed"
     return TuneResult(profile=name, profile_path=str(path.resolve()), render=render, trial=chosen.number,
                       ssim=chosen.user_attrs["ssim"], seconds=chosen.values[0], bytes=int(chosen.values[1]),
                       trials_run=trials, feasible=len(feasible))
+
+
+def _run_trials(study: Any, space: dict[str, Any], clip: ReferenceClip, reference: list[np.ndarray], trials: int,
+                tuning: Any) -> None:
+    """Ask, encode and tell ``trials`` trials, ``tuning.concurrency`` at a time; a failed encode is a failed trial."""
+    import optuna
+
+    done = 0
+    while done < trials:
+        batch = [study.ask(space) for _ in range(min(tuning.concurrency, trials - done))]
+        futures = [encode_trial.submit(t.number, clip, clip.options.model_copy(update=t.params)) for t in batch]
+        for trial, future in zip(batch, futures, strict=True):
+            future.wait()
+            state = future.state
+            if not state.is_completed():
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            result: TrialResult = future.result()
+            quality = mean_ssim(reference, result.mp4)
+            trial.set_user_attr("ssim", round(quality, 6))
+            trial.set_user_attr("clip", clip.key)
+            trial.set_constraint("min_ssim", tuning.min_ssim - quality)
+            study.tell(trial, [round(result.seconds, 4), len(result.mp4)])
+        done += len(batch)
+
+
+def _study_record(study: Any, settings: Settings, name: str, clip: ReferenceClip, chosen: Any, complete: list[Any],
+                  feasible: list[Any], frames: int) -> dict[str, Any]:
+    """What the profile keeps of the study: where it is, the chosen trial, and the Pareto front of this clip."""
+    tuning = settings.tuning
+    numbers = {t.number for t in complete}
+    front = [{"trial": t.number, "seconds": t.values[0], "bytes": int(t.values[1]), "ssim": t.user_attrs["ssim"],
+              **t.params} for t in study.best_trials if t.number in numbers]
+    return {
+        "study_name": tuning.study_name,
+        "storage": redacted(tuning.storage) or str(profile_path(settings, name).parent.resolve() / "tuning.db"),
+        "trial": chosen.number, "ssim": chosen.user_attrs["ssim"], "seconds": chosen.values[0],
+        "bytes": int(chosen.values[1]), "min_ssim": tuning.min_ssim, "bytes_slack": tuning.bytes_slack,
+        "clip": clip.key, "frames": frames, "trials": len(complete), "feasible": len(feasible),
+        "pareto_front": front,
+    }
 
 
 def run_tune(trials: int | None = None, **kwargs: Any) -> TuneResult:
@@ -320,7 +338,8 @@ def main(
     """Tune CRF, preset, keyframe interval and threads; write the chosen settings as a profile."""
     try:
         load_settings(config)
-        result = run_tune(trials, name=name, source=source, config_file=str(config) if config else None)
+        with stop_on_sigterm():
+            result = run_tune(trials, name=name, source=source, config_file=str(config) if config else None)
     except PagereelError as exc:
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(code=1) from None

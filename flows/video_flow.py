@@ -6,7 +6,8 @@ import hashlib
 import logging
 import socket
 import sys
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -15,17 +16,19 @@ import typer
 from prefect import flow
 
 from flows.artifacts import progress_reporter, publish_storyboard, publish_video
-from flows.cache import configure_policy, remember_keys
+from flows.cache import remember_keys
 from flows.display import print_storyboard, scene_progress
 from flows.memory import release_free_memory, tune_allocator
 from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import RunRecorder, result_storage, unexpected_failure
+from flows.runtime import RunRecorder, unexpected_failure, with_run_options
 from flows.settings import (
     Settings,
     deployment_run,
+    handed_down,
+    handing_down,
     load_settings,
     refuse_guarded_parameters,
     require_inside_run_folder,
@@ -37,8 +40,7 @@ from tasks.errors import ConfigurationError, PagereelError
 from tasks.fetch import check_local_page
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
-from tasks.models import Storyboard, VideoResult, WorkflowState
-from tasks.render import SceneContext
+from tasks.models import RenderOptions, SpeechOptions, Storyboard, VideoResult, WorkflowState
 from tasks.spool import Spool
 from tasks.stages import (
     apply_edits_task,
@@ -53,51 +55,24 @@ from tasks.voices import resolve_voice, voice_for_language
 log = logging.getLogger("pagereel.video_flow")
 
 
-def _policy(task: Any, settings: Settings) -> dict[str, Any]:
-    # With Redis live, two runs needing the same result compute it once (a lock per cache key).
-    return {"cache_policy": configure_policy(task.cache_policy, settings)}
-
-
 def configured_render_tasks(settings: Settings) -> dict[str, Any]:
-    """The rendering tasks with this run's storage options applied."""
-    storage = result_storage(settings)
-    cache = {"result_storage": storage} if storage is not None else {}
-    refresh = {} if settings.cache.enabled else {"refresh_cache": True}
+    """The rendering tasks with this run's options applied (``flows.runtime.with_run_options``)."""
     tasks = render_stage_tasks()
-    # Results are read back from storage when needed, not kept in the flow's memory for the whole run.
-    cache = {**cache, "cache_result_in_memory": False}
     return {
-        "picture": tasks["picture"].with_options(
-            retries=settings.fetch.retries,
-            retry_delay_seconds=[settings.fetch.retry_base_s * 2**i for i in range(settings.fetch.retries)] or 0,
-            cache_expiration=timedelta(seconds=settings.fetch.cache_ttl_s),
-            **cache,
-            **refresh,
-        ),
-        "narrate": tasks["narrate"].with_options(**cache, **refresh, **_policy(tasks["narrate"], settings)),
-        "render": tasks["render"].with_options(**cache, **refresh, **_policy(tasks["render"], settings)),
+        "picture": with_run_options(tasks["picture"], settings, fetches=True, in_memory=False),
+        "narrate": with_run_options(tasks["narrate"], settings, locked=True, in_memory=False),
+        "render": with_run_options(tasks["render"], settings, locked=True, in_memory=False),
         "assemble": tasks["assemble"],
     }
 
 
 def _configured_tasks(settings: Settings) -> dict[str, Any]:
-    """The stage tasks with this run's retry, expiry and storage options applied."""
-    storage = result_storage(settings)
-    cache = {"result_storage": storage} if storage is not None else {}
-    refresh = {} if settings.cache.enabled else {"refresh_cache": True}
-    retries = settings.fetch.retries
-    delays = [settings.fetch.retry_base_s * 2**i for i in range(retries)] or 0
+    """The storyboard half's tasks with this run's options applied (``flows.runtime.with_run_options``)."""
     return {
-        "fetch": fetch_page_task.with_options(
-            retries=retries,
-            retry_delay_seconds=delays,
-            cache_expiration=timedelta(seconds=settings.fetch.cache_ttl_s),
-            **cache,
-            **refresh,
-        ),
-        "extract": extract_article_task.with_options(**cache, **refresh),
-        "suggest": suggest_storyboard_task.with_options(**cache, **refresh),
-        "edits": apply_edits_task.with_options(**cache, **refresh),
+        "fetch": with_run_options(fetch_page_task, settings, fetches=True),
+        "extract": with_run_options(extract_article_task, settings),
+        "suggest": with_run_options(suggest_storyboard_task, settings),
+        "edits": with_run_options(apply_edits_task, settings),
     }
 
 
@@ -129,17 +104,24 @@ def video_flow(
         refuse_guarded_parameters(overrides, config_file)
         _check_presenter_is_builtin(avatar, user_edits)
         _check_local_page_is_the_deployments(url)
-    if profile:
-        overrides = {**(overrides or {}), "profile": profile}
-    if review is not None:
-        overrides = {**(overrides or {}), "review": {**(overrides or {}).get("review", {}), "enabled": review}}
-    settings = apply_profile(load_settings(config_file, **(overrides or {})))
+    overrides = _asked(overrides, profile, review)
+    # A command hands down the settings it built and checked; a deployment or Python call builds them here.
+    settings = handed_down(config_file, overrides) or apply_profile(load_settings(config_file, **(overrides or {})))
     recorder = RunRecorder()
     recorder.check_runner(settings.runner.kind)
     with run_metrics(settings, "video", recorder.runner) as outcome:
         state = _make_video(url, workflow_id, avatar, user_edits, dry_run, settings, recorder)
         outcome.outcome = state.status
     return state
+
+
+def _asked(overrides: dict[str, Any] | None, profile: str | None, review: bool | None) -> dict[str, Any] | None:
+    """The settings overrides a run asks for: ``overrides`` with ``profile`` and ``review`` folded in."""
+    if profile:
+        overrides = {**(overrides or {}), "profile": profile}
+    if review is not None:
+        overrides = {**(overrides or {}), "review": {**(overrides or {}).get("review", {}), "enabled": review}}
+    return overrides
 
 
 def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] | str | None) -> None:
@@ -152,7 +134,7 @@ def _check_presenter_is_builtin(avatar: str | None, user_edits: dict[str, Any] |
 
 def _check_local_page_is_the_deployments(url: str) -> None:
     """A deployment run reads a local page only inside the folder it runs in (the deployment's own checkout)."""
-    from tasks.fetch import local_page_path
+    from tasks.guarded_http import local_page_path
 
     path = local_page_path(url)
     if path is not None:
@@ -238,63 +220,33 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
 
 def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, recorder: RunRecorder) -> VideoResult:
     """Narrate and render every scene on the task runner, then assemble the video in ``folder``."""
-    tasks = configured_render_tasks(settings)
-    render = settings.render.model_copy(
-        update={
-            "aspect": storyboard.aspect or settings.render.aspect,
-            "theme": storyboard.theme or settings.render.theme,
-            "caption_style": storyboard.caption_style or settings.render.caption_style,
-        }
-    )
-    # Everything a user can get wrong is checked before the first frame is drawn.
-    avatar = check_avatar(storyboard.avatar)
-    # The http engine's options go to the tasks without the key, which each reads from its environment.
-    speech = settings.speech.model_copy(update={"api_key": None})
-    chosen = storyboard.voice or render.voice
-    voice = resolve_voice(chosen, speech) if chosen else voice_for_language(storyboard.lang, speech)
-    speech_for = speech if voice.startswith("http:") else None
-    if render.music and not Path(render.music).expanduser().is_file():
-        raise ConfigurationError(f"music file {render.music!r} does not exist on host {socket.gethostname()!r} "
-                                 "(where the flow runs and mixes the sound); check render.music")
-    # A PNG presenter travels with each scene as bytes: workers may be machines without the file.
-    png = read_avatar_png(avatar) if avatar and avatar not in BUILTIN_AVATARS else None
-    digest = hashlib.sha256(png).hexdigest() if png else None
-    avatar_name = Path(avatar).name if png and avatar else avatar
+    from tasks.render import SceneContext  # the encoder is loaded when a run renders, never for a dry run
 
+    tasks = configured_render_tasks(settings)
+    shared = _scene_inputs(storyboard, settings)
+    render = shared.render
     scenes = storyboard.scenes
     # Big buffers (segments, PCM and their serialized copies) are handed back to the system when freed.
     tune_allocator()
-    # Scenes are submitted a few ahead of the one being collected, not all at once: a finished narration or
-    # segment waits in memory until it is collected, and each one in flight holds its scene's bytes several
-    # times over (encoder output, persisted result, the copy read back). One more than the workers keeps
-    # a local worker busy while the next scene is collected; a cluster's workers get twice as many.
-    workers = settings.runner.max_workers or default_workers()
-    ahead = workers + 1 if settings.runner.kind in ("thread", "process") else max(4, 2 * workers)
-    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
-                                                                                         storyboard.source_url)})
-    folders = {url: picture_source_folder(url, storyboard.source_url) for url in urls}
-    # Local pictures are read here, where the files are; the others wherever the runner puts the task.
-    local_urls = [u for u in urls if _is_local(u)]
-    remote_urls = [u for u in urls if not _is_local(u)]
-    picture_futures = [tasks["picture"].submit(url, settings.fetch, folder=folders[url]) for url in remote_urls]
+    ahead = _scenes_ahead(settings)
+    pending = _submit_pictures(storyboard, settings, tasks["picture"])
 
     def narrate(scene: Any) -> Any:
-        return tasks["narrate"].submit(scene, voice=voice, rate_wpm=render.speech_rate_wpm,
+        return tasks["narrate"].submit(scene, voice=shared.voice, rate_wpm=render.speech_rate_wpm,
                                        sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=render.loudness_lufs,
-                                       peak_dbfs=render.peak_dbfs, speech=speech_for)
+                                       peak_dbfs=render.peak_dbfs, speech=shared.speech)
 
     narrations = {i: narrate(scene) for i, scene in enumerate(scenes[:ahead])}
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
-    pictures = {url: _local_picture(url, folders[url], tasks["picture"], settings, recorder) for url in local_urls}
-    pictures.update(zip(remote_urls, recorder.gather("picture", picture_futures, tolerate=True), strict=True))
+    pictures = _settle_pictures(pending, settings, tasks["picture"], recorder)
 
     def submit(i: int) -> Any:
         scene, before = scenes[i], scenes[i - 1] if i else None
         if i not in narrations:
             narrations[i] = narrate(scene)
         context = SceneContext(index=i, total=len(scenes), theme=render.theme,
-                               previous_kind=before.kind if before else None, avatar=avatar_name,
-                               avatar_digest=digest, avatar_png=png)
+                               previous_kind=before.kind if before else None, avatar=shared.avatar,
+                               avatar_digest=shared.avatar_digest, avatar_png=shared.avatar_png)
         return tasks["render"].submit(scene, narrations[i], render, pictures.get(scene.image or ""),
                                       pictures.get(before.image or "") if before else None, context)
 
@@ -315,6 +267,82 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
         return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,
                             music=render.music, loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs,
                             cached=False)
+
+
+@dataclass(frozen=True)
+class _SceneInputs:
+    """What every scene's narration and render share: the options, the voice and the presenter."""
+
+    render: RenderOptions
+    voice: str
+    speech: SpeechOptions | None
+    avatar: str | None
+    avatar_digest: str | None
+    avatar_png: bytes | None
+
+
+def _scene_inputs(storyboard: Storyboard, settings: Settings) -> _SceneInputs:
+    """Everything a user can get wrong is checked here, before the first frame is drawn."""
+    render = settings.render.model_copy(
+        update={
+            "aspect": storyboard.aspect or settings.render.aspect,
+            "theme": storyboard.theme or settings.render.theme,
+            "caption_style": storyboard.caption_style or settings.render.caption_style,
+        }
+    )
+    avatar = check_avatar(storyboard.avatar)
+    # The http engine's options go to the tasks without the key, which each reads from its environment.
+    speech = settings.speech.model_copy(update={"api_key": None})
+    chosen = storyboard.voice or render.voice
+    voice = resolve_voice(chosen, speech) if chosen else voice_for_language(storyboard.lang, speech)
+    if render.music and not Path(render.music).expanduser().is_file():
+        raise ConfigurationError(f"music file {render.music!r} does not exist on host {socket.gethostname()!r} "
+                                 "(where the flow runs and mixes the sound); check render.music")
+    # A PNG presenter travels with each scene as bytes: workers may be machines without the file.
+    png = read_avatar_png(avatar) if avatar and avatar not in BUILTIN_AVATARS else None
+    return _SceneInputs(render=render, voice=voice, speech=speech if voice.startswith("http:") else None,
+                        avatar=Path(avatar).name if png and avatar else avatar,
+                        avatar_digest=hashlib.sha256(png).hexdigest() if png else None, avatar_png=png)
+
+
+def _scenes_ahead(settings: Settings) -> int:
+    """How many scenes are submitted ahead of the one being collected.
+
+    Not all at once: a finished narration or segment waits in memory until it is collected, and each one
+    in flight holds its scene's bytes several times over (encoder output, persisted result, the copy read
+    back). One more than the workers keeps a local worker busy while the next scene is collected; a
+    cluster's workers get twice as many.
+    """
+    workers = settings.runner.max_workers or default_workers()
+    return workers + 1 if settings.runner.kind in ("thread", "process") else max(4, 2 * workers)
+
+
+@dataclass(frozen=True)
+class _PendingPictures:
+    folders: dict[str, str | None]
+    local_urls: list[str]
+    remote_urls: list[str]
+    futures: list[Any]
+
+
+def _submit_pictures(storyboard: Storyboard, settings: Settings, task: Any) -> _PendingPictures:
+    """Submit the distinct remote pictures the settings allow; local ones wait to be read in this process."""
+    scenes = storyboard.scenes
+    urls = sorted({s.image for s in scenes if s.image and settings.fetch.picture_allowed(s.image,
+                                                                                         storyboard.source_url)})
+    folders = {url: picture_source_folder(url, storyboard.source_url) for url in urls}
+    # Local pictures are read here, where the files are; the others wherever the runner puts the task.
+    local_urls = [u for u in urls if _is_local(u)]
+    remote_urls = [u for u in urls if not _is_local(u)]
+    futures = [task.submit(url, settings.fetch, folder=folders[url]) for url in remote_urls]
+    return _PendingPictures(folders, local_urls, remote_urls, futures)
+
+
+def _settle_pictures(pending: _PendingPictures, settings: Settings, task: Any, recorder: RunRecorder) -> dict[str, Any]:
+    """Every picture by its URL: local ones read now, remote ones collected (a failed one is None)."""
+    pictures = {url: _local_picture(url, pending.folders[url], task, settings, recorder) for url in pending.local_urls}
+    pictures.update(zip(pending.remote_urls, recorder.gather("picture", pending.futures, tolerate=True), strict=True))
+    return pictures
 
 
 def _is_local(url: str) -> bool:
@@ -353,11 +381,17 @@ def run_video(
     overrides: dict[str, Any] | None = None,
     profile: str | None = None,
     review: bool | None = None,
+    settings: Settings | None = None,
 ) -> WorkflowState:
-    """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable)."""
-    settings = load_settings(config_file, **(overrides or {}))
+    """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable).
+
+    ``settings``, when given, are the ones built from ``config_file``, ``overrides``, ``profile`` and
+    ``review`` (profile applied): the flow uses them instead of building them again.
+    """
+    asked = _asked(overrides, profile, review)
+    settings = settings or apply_profile(load_settings(config_file, **(asked or {})))
     runner, _ = make_task_runner(settings.runner)
-    with prefect_api_for_workers(settings.runner):
+    with prefect_api_for_workers(settings.runner), handing_down(settings, config_file, asked):
         return video_flow.with_options(task_runner=runner)(
             url,
             workflow_id=workflow_id,
@@ -405,7 +439,8 @@ def main(
     overrides = _flag_overrides(runner, _render_flags(aspect, voice, caption_style, resolution), duration, writer,
                                 out, profile)
     try:
-        settings = apply_profile(load_settings(config, **overrides))  # fail fast, before any server starts
+        # Fail fast, before any server starts; the flow is handed these very settings.
+        settings = apply_profile(load_settings(config, **(_asked(overrides, None, review or None) or {})))
         check_out_dir(settings.out_dir)
         check_local_page(url)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
@@ -419,6 +454,7 @@ def main(
                 config_file=str(config) if config else None,
                 overrides=overrides or None,
                 review=review or None,
+                settings=settings,
             )
     except PagereelError as exc:
         _fail(str(exc))

@@ -109,7 +109,7 @@ def _first_loadable_is_threadsafe(layers: list[str]) -> bool:
             return False
         try:
             __import__(f"numba.np.ufunc.{layer}pool")
-        except Exception:  # libtbb / libgomp missing: numba moves on to the next layer
+        except (ImportError, OSError):  # libtbb / libgomp missing: numba moves on to the next layer
             continue
         return True
     return False

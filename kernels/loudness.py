@@ -7,6 +7,8 @@
 - Gating: 400 ms blocks every 100 ms; blocks under -70 LUFS are dropped, then those more than
   10 LU under the loudness of the rest.
 - True peak: the signal upsampled 4x (band-limited, through the FFT), as BS.1770 Annex 2 asks.
+- Long signals are measured and normalised span by span (:func:`spanned_block_powers`): the FFT
+  buffers are bounded by the span (some 25 MB at 48 kHz), whatever the signal's length.
 
 A full-scale 997 Hz sine reads -3.01 LUFS; a sine at -20 dBFS reads -23.01 LUFS.
 """
@@ -14,6 +16,7 @@ A full-scale 997 Hz sine reads -3.01 LUFS; a sine at -20 dBFS reads -23.01 LUFS.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -21,6 +24,9 @@ import numpy as np
 ABSOLUTE_GATE_LUFS = -70.0
 RELATIVE_GATE_LU = -10.0
 BLOCK_S, STEP_S = 0.4, 0.1
+#: Seconds filtered at once by the span-by-span measures; with a second of lead-in either side the FFT
+#: fits 2**19 bins at 48 kHz.
+SPAN_S = 8.0
 
 
 def _biquads(rate: float) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -77,6 +83,24 @@ def integrated_loudness(samples: np.ndarray, rate: int) -> float:
     return gated_loudness(block_powers(samples, rate))
 
 
+def spanned_block_powers(read: Callable[[int, int], np.ndarray], length: int, rate: int,
+                         span_s: float = SPAN_S) -> np.ndarray:
+    """The gating blocks' powers of a ``length``-sample signal read ``read(start, stop)`` (float) a span at a time.
+
+    Each span is read with a second before it (the filters settle in it) and all but the last sample of
+    a block after it, so the blocks starting in it are whole; blocks start on the 100 ms grid of the
+    whole signal and each is measured once: the gated loudness is the whole signal's, to within rounding.
+    """
+    step, block = round(STEP_S * rate), round(BLOCK_S * rate)
+    span = step * max(1, round(span_s / STEP_S))
+    powers = []
+    for start in range(0, length, span):
+        lo = max(0, start - rate)
+        hi = min(length, start + span + block - 1)
+        powers.append(block_powers(read(lo, hi), rate, start - lo))
+    return np.concatenate(powers) if powers else np.zeros(0)
+
+
 def gated_loudness(powers: np.ndarray) -> float:
     """Integrated loudness (LUFS) of gating blocks' powers, after the absolute and the relative gate."""
     loud = powers[powers > 10.0 ** ((ABSOLUTE_GATE_LUFS + 0.691) / 10.0)]
@@ -128,21 +152,44 @@ def peak_limit(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
     return np.clip(x * np.minimum(smooth, need), -ceiling, ceiling)
 
 
-def normalize_loudness(pcm: np.ndarray, rate: int, target_lufs: float, ceiling_dbfs: float) -> np.ndarray:
+def normalize_loudness(pcm: np.ndarray, rate: int, target_lufs: float, ceiling_dbfs: float,
+                       span_s: float = SPAN_S) -> np.ndarray:
     """int16 ``pcm`` brought to ``target_lufs`` with no sample above ``ceiling_dbfs`` (a limiter takes the peaks).
 
-    Speech shorter than one gating block is measured as a whole. Silence comes back as it was.
+    The gain is measured, applied and limited span by span, so the working memory is a span's, not
+    the signal's. Speech shorter than one gating block is measured as a whole. Silence comes back as it was.
     """
-    x = np.asarray(pcm, dtype=np.float64) / 32768.0
-    if x.size == 0 or not np.any(x):
-        return np.asarray(pcm, dtype="<i2")
+    samples = np.asarray(pcm, dtype="<i2")
+    if samples.size == 0 or not np.any(samples):
+        return samples
     ceiling = 10.0 ** (ceiling_dbfs / 20.0)
-    y = x
+    margin = rate // 100  # the limiter looks 5 ms either side of a sample: 10 ms makes each span exact
+
+    def limited(gain: float, start: int, stop: int) -> np.ndarray:
+        lo, hi = max(0, start - margin), min(samples.size, stop + margin)
+        x = samples[lo:hi].astype(np.float64) * (gain / 32768.0)
+        return peak_limit(x, ceiling, rate)[start - lo : stop - lo]
+
+    gain = 1.0
     for _ in range(4):  # limiting takes some loudness away: measure again and make it up
-        measured = integrated_loudness(y, rate)
-        if not math.isfinite(measured):
-            measured = _lufs(float(np.mean(k_weighted(y, rate) ** 2)))
-        if abs(measured - target_lufs) < 0.05:
+        measured = _limited_loudness(lambda a, b, g=gain: limited(g, a, b), samples.size, rate, span_s)
+        if not math.isfinite(measured) or abs(measured - target_lufs) < 0.05:
             break
-        y = peak_limit(y * 10.0 ** ((target_lufs - measured) / 20.0), ceiling, rate)
-    return np.clip(np.round(y * 32768.0), -32768, 32767).astype("<i2")
+        gain *= 10.0 ** ((target_lufs - measured) / 20.0)
+    out = np.empty(samples.size, dtype="<i2")
+    span = max(1, round(span_s * rate))
+    for start in range(0, samples.size, span):
+        stop = min(samples.size, start + span)
+        out[start:stop] = np.clip(np.round(limited(gain, start, stop) * 32768.0), -32768, 32767)
+    return out
+
+
+def _limited_loudness(read: Callable[[int, int], np.ndarray], length: int, rate: int, span_s: float) -> float:
+    """Gated loudness of the signal ``read`` gives; where no block passes the gates, the blocks' mean power."""
+    powers = spanned_block_powers(read, length, rate, span_s)
+    measured = gated_loudness(powers)
+    if math.isfinite(measured):
+        return measured
+    if powers.size:  # all quieter than the absolute gate
+        return _lufs(float(powers.mean()))
+    return _lufs(float(np.mean(k_weighted(read(0, length), rate) ** 2)))  # shorter than one block

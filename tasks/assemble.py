@@ -12,7 +12,7 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,16 +21,17 @@ import numpy as np
 from PIL import Image
 
 from kernels.audio import mix_ducked
-from kernels.loudness import BLOCK_S, block_powers, gated_loudness, normalize_loudness, peak_limit
+from kernels.loudness import gated_loudness, normalize_loudness, peak_limit, spanned_block_powers
 from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
 from tasks.layout import Cue, subtitle_cues
 from tasks.models import Narration, SceneTiming, Segment, Storyboard, VideoResult
+from tasks.pcm import AUDIO_FRAME, resample, resampled_chunks
+from tasks.pcm import encode as encode_pcm
 from tasks.spool import SpooledNarration, SpooledSegment
 from tasks.subtitles import shift, to_srt, to_vtt
 from tasks.timeline import LEAD_S, OUTPUT_SAMPLE_RATE, samples_for, scene_pcm
 
-AUDIO_FRAME = 1024
 #: Samples of sound read (and mixed with the music) in one step, about 10 s; a whole number of AAC frames,
 #: so the frames sent to the encoder are the same however the track is read.
 MIX_SPAN = 480 * AUDIO_FRAME
@@ -140,11 +141,7 @@ def _scene_pcm_48k(narration: Narration, frames: int, fps: int) -> np.ndarray:
     pcm = scene_pcm(narration, frames, fps)
     if narration.sample_rate == OUTPUT_SAMPLE_RATE:
         return pcm
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_SAMPLE_RATE)
-    frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-    frame.sample_rate = narration.sample_rate
-    parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame) + resampler.resample(None)]
-    out = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    out = resample(pcm, narration.sample_rate, OUTPUT_SAMPLE_RATE)
     wanted = samples_for(frames, fps, OUTPUT_SAMPLE_RATE)
     return np.pad(out, (0, max(0, wanted - len(out))))[:wanted].astype(np.int16)
 
@@ -182,20 +179,11 @@ class _SoundTrack:
 
     def normalize(self, target_lufs: float, ceiling_dbfs: float) -> None:
         """Bring the whole mix to ``target_lufs`` (measured span by span), peaks limited under ``ceiling_dbfs``."""
-        powers = [block_powers(x, OUTPUT_SAMPLE_RATE, first) for x, first in self._measured_spans()]
-        measured = gated_loudness(np.concatenate(powers) if powers else np.zeros(0))
+        powers = spanned_block_powers(lambda lo, hi: self._mixed(lo, hi).astype(np.float64) / 32768.0,
+                                      self.length, OUTPUT_SAMPLE_RATE)
+        measured = gated_loudness(powers)
         if math.isfinite(measured):
             self._level = (10.0 ** ((target_lufs - measured) / 20.0), 10.0 ** (ceiling_dbfs / 20.0))
-
-    def _measured_spans(self, span_s: int = 60) -> Iterator[tuple[np.ndarray, int]]:
-        # Each span carries a second before it (the K-weighting filters settle in it) and one block after it
-        # (so the blocks starting in the span are whole); blocks start on the same grid as over the whole.
-        rate = OUTPUT_SAMPLE_RATE
-        span = span_s * rate
-        for start in range(0, self.length, span):
-            lo = max(0, start - rate)
-            hi = min(self.length, start + span + round(BLOCK_S * rate))
-            yield self._mixed(lo, hi).astype(np.float64) / 32768.0, start - lo
 
     def span(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` of the track (shorter where the track ends), as a slice of the whole would be."""
@@ -240,18 +228,9 @@ class _SoundTrack:
 
 def _music(path: Path, length: int) -> np.ndarray:
     """Up to ``length`` samples of the music at 48 kHz mono int16 (the track loops it when shorter)."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUTPUT_SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    total = 0
     try:
         with av.open(str(path)) as container:
-            for frame in container.decode(audio=0):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    total += chunks[-1].size
-                if total >= length:
-                    break
-        chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+            chunks = resampled_chunks(container.decode(audio=0), OUTPUT_SAMPLE_RATE, enough=length)
     except av.FFmpegError as exc:
         raise ConfigurationError(f"music file {str(path)!r} cannot be decoded: {exc}") from None
     track = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
@@ -340,15 +319,8 @@ def _encode_audio(out: av.container.OutputContainer, stream: av.AudioStream, tra
                   stop: int) -> None:
     """Encode samples ``start:stop`` of the whole track; pts count samples from the start of the video."""
     for base in range(start, stop, MIX_SPAN):
-        end = min(base + MIX_SPAN, stop)
-        pcm = track.span(base, end)
-        for at in range(base, end, AUDIO_FRAME):
-            chunk = np.ascontiguousarray(pcm[at - base : min(at + AUDIO_FRAME, stop) - base]).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-            frame.sample_rate = OUTPUT_SAMPLE_RATE
-            frame.pts = at
-            frame.time_base = Fraction(1, OUTPUT_SAMPLE_RATE)
-            out.mux(stream.encode(frame))
+        encode_pcm(out, stream, track.span(base, min(base + MIX_SPAN, stop)), OUTPUT_SAMPLE_RATE, first_sample=base,
+                   flush=False)
 
 
 # --------------------------------------------------------------------------- extras

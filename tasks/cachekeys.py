@@ -175,7 +175,15 @@ LIBRARY_FINGERPRINTS: dict[str, Callable[[], str]] = {
     "onnxruntime": lambda: _dist("onnxruntime"),
     "onnx": lambda: _dist("onnx"),
     "charset_normalizer": lambda: _dist("charset-normalizer"),
+    # tasks/fonts.py: the font files text is drawn with (packaged and system ones), read with fontTools.
+    "fontTools": lambda: f"{_dist('fonttools')} {_fonts()}",
 }
+
+
+def _fonts() -> str:
+    from tasks.fonts import fingerprint
+
+    return fingerprint()
 
 
 @functools.cache

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.layout import Cue, fit_text, font, subtitle_cues, text_panel
+from tasks.layout import Cue, fit_text, is_rtl, subtitle_cues, text_panel, text_width
 from tasks.models import CaptionStyle, WordTiming
 
 log = logging.getLogger("pagereel.captions")
@@ -101,18 +101,21 @@ class CaptionPicture:
 def caption_pictures(style: CaptionStyle, words: list[WordTiming], duration_s: float,
                      stage: Stage) -> list[CaptionPicture]:
     """Every caption picture of a narration (``words`` over ``duration_s``) in ``style``, in time order."""
-    cues = subtitle_cues(words, duration_s)
-    if not cues:
-        return []
-    grouped = cue_words(cues, words)
     if style == "bold":
-        return _bold(cues, grouped, stage)
+        cues = subtitle_cues(words, duration_s)
+        return _bold(cues, cue_words(cues, words), stage) if cues else []
     size = band_size(stage.width, stage.height)
     region, scale = caption_region(stage, _band_widths(stage), lambda s: _band_height(s, 2), size, _low(stage))
     size = max(10, int(size * scale))
+    # Cues are cut to fit the region as drawn (in any script), at the region's text size.
+    cues = subtitle_cues(words, duration_s, size=size, max_width=region.w - 2 * (size // 3))
+    grouped = cue_words(cues, words)
     out: list[CaptionPicture] = []
     for n, (cue, said) in enumerate(zip(cues, grouped, strict=True)):
-        lines, fitted = fit_text(cue.text, size, region.w - 2 * (size // 3), 2)
+        if cue.wrapped:  # already fitted to the region as drawn
+            lines, fitted = list(cue.wrapped), size
+        else:
+            lines, fitted = fit_text(cue.text, size, region.w - 2 * (size // 3), 2)
         base = text_panel(lines, fitted, WHITE, BAND, pad=fitted // 3)
         x, y = _seat(base, region)
         if style == "classic" or not said:
@@ -226,24 +229,27 @@ def _seat(rgba: np.ndarray, region: Box) -> tuple[int, int]:
 # --------------------------------------------------------------------------- karaoke
 
 
-def word_boxes(lines: list[str], size: int, width: int, height: int, pad: int) -> list[tuple[int, int, int, int]]:
+def word_boxes(lines: list[str], size: int, width: int, height: int,
+               pad: int) -> list[tuple[int, int, int, int] | None]:
     """Where each word of ``lines`` (as ``text_panel`` centres them) lies in the panel: (x0, y0, x1, y1).
 
     A word's columns run half a space either side of its drawn width; the panel's inside is shared
-    evenly between the lines.
+    evenly between the lines. Words of a right-to-left line have no box (None).
     """
-    f = font(size)
-    space = f.getlength(" ")
+    space = text_width(" ", size)
     inside = (height - 2 * pad) / max(1, len(lines))
-    boxes = []
+    boxes: list[tuple[int, int, int, int] | None] = []
     for j, line in enumerate(lines):
-        left = (width - int(f.getlength(line))) // 2
+        if is_rtl(line):  # laid from the right: no word is lit rather than the wrong one
+            boxes.extend(None for _ in line.split())
+            continue
+        left = (width - int(text_width(line, size))) // 2
         y0, y1 = int(pad + j * inside), int(pad + (j + 1) * inside)
         said: list[str] = []
         for word in line.split():
-            start = f.getlength(" ".join([*said, ""])) if said else 0.0
+            start = text_width(" ".join([*said, ""]), size) if said else 0.0
             said.append(word)
-            end = f.getlength(" ".join(said))
+            end = text_width(" ".join(said), size)
             boxes.append((max(0, int(left + start - space / 2)), y0, min(width, int(left + end + space / 2 + 1)), y1))
     return boxes
 

@@ -146,58 +146,18 @@ def apply_edits(
     appended scenes are rendered like any other, so edits may not grow a video without bound.
     """
     changes = parse_edits(edits)
-    scenes = list(storyboard.scenes)
-    ids = [s.id for s in scenes]
-
-    for scene_id, change in changes.scenes.items():
-        if scene_id not in ids:
-            raise EditError(_unknown("scenes", scene_id, ids))
-        i = ids.index(scene_id)
-        update = change.model_dump(exclude_unset=True)
-        if "narration" in update:
-            update["hint_s"] = estimate_seconds(update["narration"], words_per_minute)
-            update.update(writer=None, sources=None, repair=None)  # the words are the user's now
-        scenes[i] = scenes[i].model_copy(update=update)
-
-    for scene_id in changes.drop:
-        if scene_id not in ids:
-            raise EditError(_unknown("drop", scene_id, ids))
-    scenes = [s for s in scenes if s.id not in set(changes.drop)]
-
+    ids = [s.id for s in storyboard.scenes]
+    scenes = _edited_scenes(list(storyboard.scenes), ids, changes.scenes, words_per_minute,
+                            storyboard.lang)
+    scenes = _dropped(scenes, ids, changes.drop)
     _check_scene_count(len(scenes) + len(changes.append), max_scenes)
-    taken = {s.id for s in scenes} | set(changes.drop)
-    free_ids = _free_ids(taken)
-    for n, new in enumerate(changes.append, start=1):
-        new_id = new.id or next(free_ids)
-        if new_id in taken:
-            raise EditError(f"invalid edits: append[{n - 1}].id {new_id!r} is already used by another scene")
-        taken.add(new_id)
-        scenes.append(
-            Scene(
-                id=new_id,
-                kind=new.kind,
-                narration=new.narration,
-                caption=new.caption,
-                image=new.image,
-                hint_s=estimate_seconds(new.narration, words_per_minute),
-            )
-        )
-
+    scenes += _appended(changes.append, {s.id for s in scenes} | set(changes.drop), words_per_minute,
+                        storyboard.lang)
     if changes.order is not None:
-        present = [s.id for s in scenes]
-        seen: set[str] = set()
-        for scene_id in changes.order:
-            if scene_id not in present:
-                raise EditError(_unknown("order", scene_id, present))
-            if scene_id in seen:
-                raise EditError(f"invalid edits: order lists scene {scene_id!r} twice")
-            seen.add(scene_id)
-        rank = {scene_id: i for i, scene_id in enumerate(changes.order)}
-        scenes.sort(key=lambda s: rank.get(s.id, len(rank)))
-
+        scenes = _ordered(scenes, changes.order)
     if not scenes:
         raise EditError("invalid edits: they drop every scene; keep at least one")
-    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute)
+    scenes = _retitle(scenes, set(ids), changes.title, changes.scenes, words_per_minute, storyboard.lang)
     total_s = sum(s.hint_s for s in scenes)
     # The writer fits its draft to a target of at most an hour and may run a little over: the cap
     # holds what edits add, so a draft of 3,634 s with no edits is not "invalid edits".
@@ -210,8 +170,59 @@ def apply_edits(
     return storyboard.model_copy(update={**top, "scenes": scenes})
 
 
+def _edited_scenes(scenes: list[Scene], ids: list[str], edited: dict[str, SceneEdit],
+                   words_per_minute: float, lang: str | None = None) -> list[Scene]:
+    """The scenes with each scene edit applied in place; new words are the user's, timed afresh."""
+    for scene_id, change in edited.items():
+        if scene_id not in ids:
+            raise EditError(_unknown("scenes", scene_id, ids))
+        i = ids.index(scene_id)
+        update = change.model_dump(exclude_unset=True)
+        if "narration" in update:
+            update["hint_s"] = estimate_seconds(update["narration"], words_per_minute, lang)
+            update.update(writer=None, sources=None, repair=None)  # the words are the user's now
+        scenes[i] = scenes[i].model_copy(update=update)
+    return scenes
+
+
+def _dropped(scenes: list[Scene], ids: list[str], drop: list[str]) -> list[Scene]:
+    for scene_id in drop:
+        if scene_id not in ids:
+            raise EditError(_unknown("drop", scene_id, ids))
+    return [s for s in scenes if s.id not in set(drop)]
+
+
+def _appended(new_scenes: list[NewScene], taken: set[str], words_per_minute: float,
+              lang: str | None = None) -> list[Scene]:
+    """The appended scenes, each with a free id (or its own, when no other scene has it)."""
+    free_ids = _free_ids(taken)
+    out = []
+    for n, new in enumerate(new_scenes, start=1):
+        new_id = new.id or next(free_ids)
+        if new_id in taken:
+            raise EditError(f"invalid edits: append[{n - 1}].id {new_id!r} is already used by another scene")
+        taken.add(new_id)
+        out.append(Scene(id=new_id, kind=new.kind, narration=new.narration, caption=new.caption, image=new.image,
+                         hint_s=estimate_seconds(new.narration, words_per_minute, lang)))
+    return out
+
+
+def _ordered(scenes: list[Scene], order: list[str]) -> list[Scene]:
+    """Scenes in the given order; those it does not name follow, in their own order."""
+    present = [s.id for s in scenes]
+    seen: set[str] = set()
+    for scene_id in order:
+        if scene_id not in present:
+            raise EditError(_unknown("order", scene_id, present))
+        if scene_id in seen:
+            raise EditError(f"invalid edits: order lists scene {scene_id!r} twice")
+        seen.add(scene_id)
+    rank = {scene_id: i for i, scene_id in enumerate(order)}
+    return sorted(scenes, key=lambda s: rank.get(s.id, len(rank)))
+
+
 def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: dict[str, SceneEdit],
-             words_per_minute: float) -> list[Scene]:
+             words_per_minute: float, lang: str | None = None) -> list[Scene]:
     """A new title is what the drafted title card shows and says, unless the edits give it other words."""
     if title is None:
         return scenes
@@ -222,7 +233,7 @@ def _retitle(scenes: list[Scene], drafted: set[str], title: str | None, edited: 
             narration = spoken_title(title)
             scene = scene.model_copy(update={
                 "narration": narration,
-                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute)),
+                "hint_s": max(TITLE_MIN_S, estimate_seconds(narration, words_per_minute, lang)),
             })
         out.append(scene)
     return out

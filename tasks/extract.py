@@ -9,8 +9,9 @@ import trafilatura
 from lxml import etree
 
 from tasks.errors import ExtractionError, FetchError
-from tasks.fetch import local_picture_path, picture_folder
+from tasks.guarded_http import local_picture_path, picture_folder
 from tasks.models import Article
+from tasks.text import length_in_words
 
 # Blocks of trafilatura's XML that hold prose; `code` and tables are never narrated.
 _PROSE_TAGS = frozenset({"p", "head", "item", "quote", "cell"})
@@ -66,7 +67,7 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
     doc = etree.fromstring(xml.encode("utf-8"), parser=etree.XMLParser(huge_tree=False, resolve_entities=False))
     main = doc.find("main")
     paragraphs, kinds, images, positions = _walk(main, base=url or doc.get("url"))
-    words = sum(len(p.split()) for p in paragraphs)
+    words = sum(length_in_words(p) for p in paragraphs)  # Chinese and Japanese counted by characters
     if words == 0:
         raise ExtractionError(_NO_ARTICLE)
     if words < min_words:
@@ -75,7 +76,7 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
             "an index, a paywall or mostly pictures; try another URL or lower storyboard.min_article_words"
         )
     title = _clean(doc.get("title") or "") or _first_heading(main) or _host(url) or "Untitled"
-    byline = _BYLINE_NOISE.sub("", _clean(doc.get("author") or "")) or None
+    byline = _byline(_BYLINE_NOISE.sub("", _clean(doc.get("author") or "")) or None, html)
     return Article(
         title=title,
         byline=byline,
@@ -88,6 +89,20 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
         site_name=_clean(doc.get("sitename") or "") or _host(url) or None,
         paragraph_kinds=kinds,
     )
+
+
+_META_AUTHOR = re.compile(r"<meta\b[^>]*?name\s*=\s*[\"']author[\"'][^>]*?content\s*=\s*[\"']([^\"'<>]{1,200})",
+                          re.IGNORECASE)
+
+
+def _byline(found: str | None, html: str) -> str | None:
+    """The byline trafilatura found, or the page's own ``<meta name="author">`` where it found none or cut
+    its letters (it drops the vowel signs ending a Devanagari name, and misses some Chinese ones)."""
+    match = _META_AUTHOR.search(html[:20_000])
+    meta = _clean(match.group(1)) if match else ""
+    if meta and (found is None or (meta != found and meta.startswith(found))):
+        return meta
+    return found
 
 
 def _walk(main: etree._Element | None, base: str | None) -> tuple[list[str], list[str], list[str], list[int]]:

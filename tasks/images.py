@@ -20,14 +20,14 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import ConfigurationError, FetchError
-from tasks.fetch import (
-    _parse_content_type,
-    _status_error,
+from tasks.guarded_http import (
     guarded_get,
     local_picture_path,
+    parse_content_type,
     picture_folder,
     read_body,
-    read_regular_file,
+    read_local_file,
+    status_error,
 )
 from tasks.models import FetchOptions, Storyboard
 
@@ -155,14 +155,14 @@ def picture_source_folder(url: str, page_url: str | None) -> str | None:
 
 def _download(target: str, options: FetchOptions) -> tuple[bytes, str]:
     return guarded_get(target, options, lambda response, deadline: (_read_body(response, deadline, options),
-                                                                   str(response.url)))
+                                                                   str(response.url)), accept=_ACCEPT)
 
 
 def _read_body(response: httpx.Response, deadline: float, options: FetchOptions) -> bytes:
     final = str(response.url)
     if not 200 <= response.status_code < 300:
-        raise _status_error(final, response.status_code, response.reason_phrase)
-    mime, _ = _parse_content_type(response.headers.get("content-type", ""))
+        raise status_error(final, response.status_code, response.reason_phrase)
+    mime, _ = parse_content_type(response.headers.get("content-type", ""))
     if mime in _NOT_PICTURES:
         raise _unsupported(final, f"{mime}: {_NOT_PICTURES[mime]}")
     declared = response.headers.get("content-length", "")
@@ -172,18 +172,10 @@ def _read_body(response: httpx.Response, deadline: float, options: FetchOptions)
 
 
 def _read_local(target: str, options: FetchOptions, folder: str | None) -> tuple[bytes, str]:
-    if not options.allow_local_files:
-        raise FetchError(
-            f"reading local files is turned off ({target}); set fetch.allow_local_files = true "
-            "(or PAGEREEL_FETCH__ALLOW_LOCAL_FILES=1) or give an http(s) URL"
-        )
-    path = local_picture_path(target, folder)
-    try:
-        data = read_regular_file(path, options, lambda: _too_big(str(path), options))
-    except FileNotFoundError as exc:
-        raise FetchError(f"no such picture file on host {socket.gethostname()!r}: {path}") from exc
-    except OSError as exc:
-        raise FetchError(f"cannot read {path} on host {socket.gethostname()!r}: {exc.strerror or exc}") from exc
+    host = socket.gethostname()
+    path, data = read_local_file(target, options, lambda: local_picture_path(target, folder),
+                                 lambda shown: _too_big(shown, options),
+                                 missing=f"no such picture file on host {host!r}: {{path}}", where=f" on host {host!r}")
     return data, str(path)
 
 

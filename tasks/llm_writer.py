@@ -26,7 +26,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tasks import llm_prompt
-from tasks.errors import ConfigurationError
+from tasks.errors import ConfigurationError, FetchError
+from tasks.guarded_http import endpoint_client, post_bounded
 from tasks.models import Article, LLMOptions, Scene, Storyboard, StoryboardOptions
 from tasks.suggest import (
     ImagePicker,
@@ -49,6 +50,8 @@ API_KEY_ENV = "PAGEREEL_LLM__API_KEY"
 WRITER = "llm"
 MAX_SENTENCES = 400
 MAX_REPAIR_WORDS = 90
+#: Most bytes of one answer read from the endpoint: a script is a few kilobytes.
+MAX_REPLY_BYTES = 4_000_000
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -137,7 +140,7 @@ def _ask(article: Article, sentences: list[str], options: StoryboardOptions) -> 
     url = llm.base_url.rstrip("/") + "/chat/completions"  # type: ignore[union-attr]
     problem = "no attempt made"
     tries = 0
-    with httpx.Client(timeout=httpx.Timeout(llm.timeout_s), follow_redirects=False, trust_env=False) as client:
+    with endpoint_client(llm.timeout_s) as client:
         while tries < llm.attempts:
             request = {**body, "response_format": formats[0]} if formats[0] else body
             outcome = _exchange(client, url, request, headers, llm)
@@ -165,7 +168,9 @@ def _exchange(client: httpx.Client, url: str, request: dict[str, object], header
               llm: LLMOptions) -> _LLMScript | _Failure:
     """One request and what came of it: the script, or why not."""
     try:
-        reply = client.post(url, json=request, headers=headers)
+        reply = post_bounded(client, url, json=request, headers=headers, max_bytes=MAX_REPLY_BYTES)
+    except FetchError as exc:  # an answer over the limit, or one that cannot be decompressed
+        return _Failure(f"unusable answer: {exc}", wait_s=0.0)
     except httpx.TimeoutException:
         return _Failure(f"no answer within {llm.timeout_s:g} s", wait_s=0.0)
     except httpx.HTTPError as exc:
@@ -209,8 +214,8 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
             continue
         narration, writer, repair = checked
         caption = " ".join(proposed.caption.split())
-        if not is_caption_phrase(caption) or repair:
-            caption = key_phrase(narration, weights)
+        if not is_caption_phrase(caption, article.lang) or repair:
+            caption = key_phrase(narration, weights, lang=article.lang)
         # The same layout hints as the extractive writer's: the section a scene opens, its key figure.
         first, last = (sentences[n - 1][1] for n in (min(proposed.sources), max(proposed.sources)))
         opens = headings.get(first) if headings.get(first) != section else None
@@ -224,10 +229,10 @@ def _storyboard(article: Article, sentences: list[tuple[str, int]], script: _LLM
         ))
     if len(body) < max(1, options.min_scenes - 2):
         raise _Unusable(f"only {len(body)} of its {len(script.scenes)} scenes could be used")
-    title = title_scene_of(article, wpm).model_copy(update={"image": images.lead()})
-    return Storyboard(title=article.title, source_url=article.source_url,
-                      lang=(options.language or article.lang or "en"),
-                      scenes=[title, *body, closing_scene_of(article, wpm)])
+    lang = options.language or article.lang or "en"
+    title = title_scene_of(article, wpm, lang=lang).model_copy(update={"image": images.lead()})
+    return Storyboard(title=article.title, source_url=article.source_url, lang=lang,
+                      scenes=[title, *body, closing_scene_of(article, wpm, lang=lang)])
 
 
 def _check(scene: _LLMScene, sentences: list[tuple[str, int]]) -> tuple[str, str, str | None] | None:

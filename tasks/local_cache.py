@@ -19,7 +19,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.context import TaskRunContext
 
 from tasks.errors import FetchError
-from tasks.fetch import _local_path
+from tasks.guarded_http import local_path
 from tasks.models import FetchOptions
 
 _PIECE = 1 << 20
@@ -41,7 +41,7 @@ class LocalFileContent(CachePolicy):
         options = inputs.get("options")
         limit = options.max_bytes if isinstance(options, FetchOptions) else FetchOptions().max_bytes
         try:
-            return content_digest(_local_path(target), limit)
+            return content_digest(local_path(target), limit)
         except (OSError, FetchError):
             # Missing, unreadable or not a plain file: the fetch itself says why; never reuse a result for it.
             return uuid.uuid4().hex

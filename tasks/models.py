@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, computed_field, field_validator, model_validator
 
+from tasks.text import length_in_words
+
 Aspect = Literal["16:9", "9:16", "1:1"]
 RunnerKind = Literal["thread", "process", "dask", "ray"]
 RunStatus = Literal["pending", "running", "storyboard", "completed", "failed"]
@@ -84,7 +86,7 @@ class FetchOptions(_Frozen):
         parts = urlsplit(url)
         if parts.scheme.lower() == "file" or not parts.scheme:
             from tasks.errors import FetchError
-            from tasks.fetch import local_picture_path, picture_folder
+            from tasks.guarded_http import local_picture_path, picture_folder
 
             try:
                 local_picture_path(url, picture_folder(page_url))
@@ -261,7 +263,7 @@ class Article(_Frozen):
 
     @property
     def word_count(self) -> int:
-        return sum(len(p.split()) for p in self.paragraphs)
+        return sum(length_in_words(p) for p in self.paragraphs)
 
 
 class Scene(_Frozen):

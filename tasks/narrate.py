@@ -14,12 +14,12 @@ import re
 import threading
 import unicodedata
 
-import av
 import numpy as np
 
 from kernels.loudness import normalize_loudness
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene, SpeechOptions, WordTiming
+from tasks.pcm import resample
 from tasks.voices import narrator, resolve_voice, split_voice
 from tasks.voices.base import MAX_RATE_WPM, MIN_RATE_WPM
 
@@ -28,9 +28,9 @@ log = logging.getLogger("pagereel.narrate")
 #: Output rates ``narrate`` resamples to.
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 _SILENCE = 328  # about 1% of full scale: quieter samples at the end are not speech
-#: The loudness pass filters a whole narration at once, through FFTs some 40 times the size of its PCM
-#: (about 230 MB for a minute): narrations in one process take turns at it, so long scenes narrated side
-#: by side on a thread runner do not stack those buffers.
+#: The loudness pass filters a narration span by span, through FFTs of some 25 MB whatever its length:
+#: narrations in one process take turns at it, so scenes narrated side by side on a thread runner do not
+#: stack those buffers.
 _LOUDNESS_PASS = threading.Lock()
 
 
@@ -77,7 +77,7 @@ def narrate(
     words = _word_timings(spoken, said.marks, speech_end_s)
     pcm = samples.astype("<i2", copy=False)
     if sample_rate is not None and sample_rate != rate:
-        pcm = _resample(pcm, rate, sample_rate)
+        pcm = resample(pcm, rate, sample_rate)
         rate = sample_rate
     if loudness_lufs is not None:
         with _LOUDNESS_PASS:
@@ -135,15 +135,3 @@ def _word_timings(text: str, events: list[tuple[int, int, int]], end_s: float) -
         WordTiming(word=word, t0=round(t0[k], 3), t1=round(t0[k + 1] if k + 1 < len(tokens) else end_s, 3))
         for k, (_, _, word) in enumerate(tokens)
     ]
-
-
-def _resample(pcm: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Resample mono int16 samples with libswresample, flushing its delay line."""
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16",
-                                       layout="mono")
-    frame.sample_rate = rate
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=target)
-    frames = resampler.resample(frame) + resampler.resample(None)
-    if not frames:
-        return np.zeros(0, dtype="<i2")
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype("<i2", copy=False)

@@ -31,13 +31,13 @@ from kernels._jit import limit_kernel_threads
 from kernels.compositing import alpha_over, crossfade, tag_bt709, yuv420p_planes
 from tasks.errors import RenderError
 from tasks.models import Narration, RenderOptions, Scene, Segment
+from tasks.pcm import encode as encode_pcm
 from tasks.planes import Planes
 from tasks.scene_plan import FrameState, ScenePlan, frame_at, plan_scene
 
 if TYPE_CHECKING:
     from tasks.images import Picture
 
-AUDIO_FRAME = 1024
 STILL_WIDTH = 640
 
 
@@ -149,7 +149,7 @@ def _encode(plan: ScenePlan, options: RenderOptions, sample_rate: int, compose: 
         for vf in frames:
             out.mux(video.encode(vf))
         out.mux(video.encode(None))
-        _encode_audio(out, audio, plan.pcm, sample_rate)
+        encode_pcm(out, audio, plan.pcm, sample_rate)
     return buf.getvalue()
 
 
@@ -212,15 +212,3 @@ def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_r
     tag_bt709(video.codec_context)
     audio = out.add_stream("aac", rate=sample_rate, layout="mono", options={"aac_coder": "fast"})
     return video, audio
-
-
-def _encode_audio(out: av.container.OutputContainer, stream, pcm: np.ndarray, sample_rate: int) -> None:
-    for start in range(0, len(pcm), AUDIO_FRAME):
-        chunk = np.ascontiguousarray(pcm[start : start + AUDIO_FRAME]).reshape(1, -1)
-        af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-        af.sample_rate = sample_rate
-        af.pts = start
-        af.time_base = Fraction(1, sample_rate)
-        out.mux(stream.encode(af))
-    out.mux(stream.encode(None))
-

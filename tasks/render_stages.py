@@ -16,7 +16,7 @@ from tasks.images import fetch_picture_or_none
 from tasks.local_cache import LocalFileContent
 from tasks.narrate import narrate_scene
 from tasks.render import render_scene
-from tasks.stages import _PERSIST, retry_if_transient
+from tasks.stages import FETCH_RETRIES, PERSIST, retry_if_transient
 
 fetch_picture_task = task(
     fetch_picture_or_none,
@@ -24,11 +24,8 @@ fetch_picture_task = task(
     task_run_name="picture {url}",
     # A local picture is also keyed on its bytes, so an edit on disk is seen by the next run.
     cache_policy=INPUTS + StageCode() + LocalFileContent(),
-    retries=3,
-    retry_delay_seconds=[1, 2, 4],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    **_PERSIST,
+    **FETCH_RETRIES,
+    **PERSIST,
 )
 
 narrate_scene_task = task(
@@ -36,7 +33,7 @@ narrate_scene_task = task(
     name="narrate_scene",
     task_run_name="narrate {scene.id}",
     cache_policy=INPUTS + StageCode() + NarrationEngine(),
-    **_PERSIST,
+    **PERSIST,
 )
 
 render_scene_task = task(
@@ -47,7 +44,7 @@ render_scene_task = task(
     cache_policy=DigestedInputs() + StageCode(),
     retries=1,
     retry_condition_fn=retry_if_transient,
-    **_PERSIST,
+    **PERSIST,
 )
 
 # Writes files and takes every segment: never cached, and its inputs are never hashed.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.layout import Palette, fit_text, font, text_panel
+from tasks.layout import Palette, fit_text, font, is_rtl, text_panel, text_width
 from tasks.models import Narration, Scene
 from tasks.text import WORD, split_sentences
 
@@ -183,12 +183,19 @@ def _canvas(width: int, height: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
 
 def _words(draw: ImageDraw.ImageDraw, x: int, y: int, words: list[tuple[str, tuple[int, int, int, int]]],
            size: int) -> None:
-    """Draw ``words`` on one line from ``(x, y)``, each in its own colour, each with a soft shadow."""
-    f = font(size)
+    """Draw ``words`` on one line from ``(x, y)``, each in its own colour, each with a soft shadow.
+
+    Each word is drawn in a font that has its letters; a right-to-left line is laid from its right end.
+    """
     line = ""
     offset = max(1, size // 20)
+    rtl = is_rtl(" ".join(word for word, _ in words))
+    total = text_width(" ".join(word for word, _ in words), size)
     for word, colour in words:
-        start = x + f.getlength(line + " ") if line else x
+        f = font(size, word)
+        start = x + text_width(line + " ", size) if line else x
+        if rtl:
+            start = x + total - (start - x) - text_width(word, size)
         draw.text((start + offset, y + offset), word, font=f, fill=(0, 0, 0, min(180, colour[3] * 2 // 3)))
         draw.text((start, y), word, font=f, fill=colour)
         line = f"{line} {word}" if line else word
@@ -275,11 +282,10 @@ def _quote_state(lines: list[list[str]], which: list[int], state: int, size: int
                  width: int, height: int) -> np.ndarray:
     """The quote with the phrases up to ``state`` in full colour and the rest faint, lines centred."""
     image, draw = _canvas(width, height)
-    f = font(size)
     i = 0
     lit, faint = (*palette.text, 255), (*palette.text, UNSAID_ALPHA)
     for n, line in enumerate(lines):
-        x = (width - int(f.getlength(" ".join(line)))) // 2
+        x = (width - int(text_width(" ".join(line), size))) // 2
         words = []
         for word in line:
             words.append((word, lit if which[i] <= state else faint))

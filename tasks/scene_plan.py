@@ -21,7 +21,7 @@ import numpy as np
 from kernels.audio import rms_envelope
 from tasks.avatar import AvatarSprites, load_avatar
 from tasks.captions import Box, CaptionPicture, Stage, caption_pictures
-from tasks.layout import PALETTES, Palette, bar, text_panel, wrap
+from tasks.layout import PALETTES, Cue, Palette, bar, fit_text, text_panel
 from tasks.models import CaptionStyle, Narration, RenderOptions, Scene
 from tasks.planes import Backdrop, PlaneLayer, Planes, plane_layer
 from tasks.scene_layouts import scene_layout
@@ -152,13 +152,16 @@ class Look:
         if scene.kind == "title":
             return self._title(scene, palette, width, height, unit)
         if scene.kind == "closing":
-            panel = text_panel(wrap(scene.caption or "Source", 30)[:2], int(unit * 0.06), palette.text, palette.panel)
+            # Text is fitted by its drawn width at the frame's size (tasks.layout.fit_text), in any script.
+            size = max(4, int(unit * 0.06))
+            lines, size = fit_text(scene.caption or "Source", size, int(width * 0.8) - size, 2, min(size, 10))
+            panel = text_panel(lines, size, palette.text, palette.panel)
             return [("source", panel, (width - panel.shape[1]) // 2, int(height * 0.38) - panel.shape[0] // 2)]
         if not scene.caption:
             return []
-        size = int(unit * 0.05)
-        max_chars = max(10, int(width * 0.7 / (size * 0.52)))
-        panel = text_panel(wrap(scene.caption, max_chars)[:2], size, palette.text, palette.panel, align="left")
+        size = max(4, int(unit * 0.05))
+        lines, size = fit_text(scene.caption, size, int(width * 0.7), 2, min(size, 10))
+        panel = text_panel(lines, size, palette.text, palette.panel, align="left")
         # A thin accent stripe on the caption's left edge ties it to the theme.
         panel[:, : max(3, size // 8), :3] = palette.accent
         panel[:, : max(3, size // 8), 3] = 255
@@ -167,15 +170,28 @@ class Look:
 
     def _title(self, scene: Scene, palette: Palette, width: int, height: int,
                unit: int) -> list[tuple[str, np.ndarray, int, int]]:
-        size = int(unit * 0.075)
-        lines = wrap(scene.narration.rstrip("."), max(12, int(width * 0.8 / (size * 0.5))))[:4]
+        size = max(4, int(unit * 0.075))
+        lines, size = fit_text(scene.narration.rstrip(".。।"), size, int(width * 0.8) - size, 4, min(size, 10))
         panel = text_panel(lines, size, palette.text, None)
         top = int(height * 0.42) - panel.shape[0] // 2
         out = [("title", panel, (width - panel.shape[1]) // 2, top)]
         if scene.caption:
-            sub = text_panel([scene.caption], int(unit * 0.04), palette.accent, None)
+            sub_size = max(4, int(unit * 0.04))
+            sub_lines, sub_size = fit_text(scene.caption, sub_size, int(width * 0.8), 1, min(sub_size, 10))
+            sub = text_panel(sub_lines, sub_size, palette.accent, None)
             out.append(("byline", sub, (width - sub.shape[1]) // 2, top + panel.shape[0] + int(unit * 0.05) // 2))
         return out
+
+    def subtitle_fit(self, width: int, height: int) -> tuple[int, int]:
+        """The subtitles' text size and the widest a line of theirs may be drawn, in pixels."""
+        size = max(14, min(int(height * 0.042), int(width * 0.9 / (42 * 0.52))))
+        return size, int(width * 0.9) - 2 * (size // 3)
+
+    def subtitle(self, cue: Cue, width: int, height: int) -> tuple[np.ndarray, int, int]:
+        """A subtitle's pixels and place: white on a dark band, centred above the bottom edge."""
+        size, _ = self.subtitle_fit(width, height)
+        panel = text_panel(cue.lines, size, (255, 255, 255), (0, 0, 0, 170), pad=size // 3)
+        return panel, (width - panel.shape[1]) // 2, height - panel.shape[0] - int(height * 0.06)
 
     def captions(self, style: CaptionStyle, narration: Narration, stage: Stage) -> list[CaptionPicture]:
         """The scene's caption pictures in ``style``, each with its place and time, clear of ``stage``'s boxes."""

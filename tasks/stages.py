@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import INPUTS
+from prefect.tasks import exponential_backoff
 
 from tasks.cachekeys import StageCode
 from tasks.edits import apply_edits
@@ -34,7 +35,17 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-_PERSIST = {"persist_result": True, "result_serializer": "json"}
+#: Every stage's result is persisted as JSON (never pickle), so it can be cached, shipped and checked.
+PERSIST: dict[str, Any] = {"persist_result": True, "result_serializer": "json"}
+
+#: A stage that fetches from the network: three retries of a transient error, 1, 2 then 4 s apart, with jitter.
+#: A run's own count and first delay come from its settings (``flows.runtime.with_run_options``).
+FETCH_RETRIES: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(1),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+}
 
 fetch_page_task = task(
     fetch_page,
@@ -42,18 +53,15 @@ fetch_page_task = task(
     task_run_name="fetch {url}",
     # A local page is also keyed on its bytes, so an edit on disk is seen by the next run.
     cache_policy=INPUTS + StageCode() + LocalFileContent(),
-    retries=3,
-    retry_delay_seconds=[1, 2, 4],
-    retry_jitter_factor=0.5,
-    retry_condition_fn=retry_if_transient,
-    **_PERSIST,
+    **FETCH_RETRIES,
+    **PERSIST,
 )
 
 extract_article_task = task(
     extract_article,
     name="extract_article",
     cache_policy=INPUTS + StageCode(),
-    **_PERSIST,
+    **PERSIST,
 )
 
 # The writer is chosen by `options.writer`, so the name is part of the inputs the key hashes.
@@ -61,14 +69,14 @@ suggest_storyboard_task = task(
     write_storyboard,
     name="suggest_storyboard",
     cache_policy=INPUTS + StageCode(),
-    **_PERSIST,
+    **PERSIST,
 )
 
 apply_edits_task = task(
     apply_edits,
     name="apply_edits",
     cache_policy=INPUTS + StageCode(),
-    **_PERSIST,
+    **PERSIST,
 )
 
 

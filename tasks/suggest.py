@@ -22,19 +22,32 @@ from urllib.parse import urlsplit
 from kernels.textrank import rank_sentences
 from tasks.errors import ExtractionError
 from tasks.models import NARRATION_MAX_CHARS, Article, Scene, Storyboard, StoryboardOptions
+from tasks.phrasebook import byline_caption, closing_line
 from tasks.text import (
+    LETTER,
     TERMINAL,
     TITLE_MIN_S,
+    WIDE,
     WORD,
     clip,
     count_words,
     estimate_seconds,
     is_stopword,
+    join_sentences,
+    speaking_words,
     split_sentences,
     spoken_title,
     tokenize,
 )
-from tasks.wordlists import FUNCTION_WORDS, ORDINALS, REFERRING_OPENERS, VERBS
+from tasks.wordlists import (
+    FUNCTION_WORDS,
+    ORDINALS,
+    REFERRING_OPENERS,
+    VERBS,
+    WIDE_OPENERS,
+    function_words,
+    verb_endings,
+)
 
 logger = logging.getLogger("pagereel.suggest")
 
@@ -42,6 +55,8 @@ MIN_SENTENCEWORDS = 5
 MAX_SENTENCEWORDS = 70
 CAPTION_MAXWORDS = 6
 CAPTION_MAX_CHARS = 48
+#: Longest caption in Chinese or Japanese characters, each about twice as wide as a Latin letter.
+CAPTION_WIDE_MAX_CHARS = 16
 WORDS_PER_SCENE = 30
 IMAGE_REACH = 3  # paragraphs an image may sit away from the scene it illustrates
 #: Longest title, byline and site name used (as an edited title may be); pages may carry far longer ones.
@@ -55,7 +70,7 @@ MAX_ITEMS = 8  # list items a list scene shows
 WRITER = "extractive"  # the name this writer is registered under, on each scene it writes
 
 # Caption words: numbers whole ("30,000", "4.5%", "1990s"), hyphenated and apostrophed words whole.
-_CAPTION_WORD = re.compile(r"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|[^\W_]+(?:['’-][^\W_]+)*")
+_CAPTION_WORD = re.compile(rf"\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?|{LETTER}+(?:['’-]{LETTER}+)*")
 _NUMBER = re.compile(r"^\d+(?:[.,:]\d+)*(?:%|st|nd|rd|th|s)?$")
 _YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
 _MONTHS = frozenset("january february march april may june july august september october november december "
@@ -86,7 +101,7 @@ _FURNITURE_SECTION = re.compile(
 class _Sentence:
     text: str
     paragraph: int
-    words: int
+    words: float  # its speaking time, in words (``tasks.text.speaking_words``)
     tokens: tuple[str, ...]
     item: bool = False  # a list item of the article
 
@@ -98,11 +113,12 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     if not sentences:
         raise ExtractionError("the article has no complete sentences to narrate; try another URL")
     wpm = options.words_per_minute
+    lang = options.language or article.lang or "en"
 
-    title_scene = title_scene_of(article, wpm)
-    closing_scene = closing_scene_of(article, wpm)
+    title_scene = title_scene_of(article, wpm, lang=lang)
+    closing_scene = closing_scene_of(article, wpm, lang=lang)
     budget = options.target_duration_s * wpm / 60.0
-    budget -= count_words(title_scene.narration) + count_words(closing_scene.narration)
+    budget -= speaking_words(title_scene.narration, lang) + speaking_words(closing_scene.narration, lang)
     min_body = max(1, options.min_scenes - 2)
     max_body = max(min_body, options.max_scenes - 2)
 
@@ -122,7 +138,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     body: list[Scene] = []
     section = None  # the heading the scene before ended under
     for n, group in enumerate(groups, start=1):
-        text = " ".join(sentences[i].text for i in group)
+        text = join_sentences([sentences[i].text for i in group])
         first = sentences[group[0]]
         heading = headings.get(first.paragraph)
         opens = heading if heading and heading != section else None
@@ -132,9 +148,9 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
                 id=f"s{n}",
                 kind="body",
                 narration=text,
-                caption=headings.get(first.paragraph) or key_phrase(text, weights),
+                caption=headings.get(first.paragraph) or key_phrase(text, weights, lang=article.lang),
                 image=images.near(first.paragraph),
-                hint_s=estimate_seconds(text, wpm),
+                hint_s=estimate_seconds(text, wpm, lang),
                 writer=WRITER,
                 section=opens,
                 **_layout([sentences[i] for i in group], weights),
@@ -144,7 +160,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     return Storyboard(
         title=clip(article.title, TITLE_MAX_CHARS),
         source_url=article.source_url,
-        lang=(options.language or article.lang or "en"),
+        lang=lang,
         scenes=[title_scene, *body, closing_scene],
     )
 
@@ -172,24 +188,32 @@ def caption_weights(article: Article) -> dict[str, float]:
     return token_weights(_sentences(article))
 
 
-def is_caption_phrase(caption: str) -> bool:
-    """True if ``caption`` fits on screen and neither starts nor ends on a function word."""
+def is_caption_phrase(caption: str, lang: str | None = None) -> bool:
+    """True if ``caption`` fits on screen and neither starts nor ends on a function word (of ``lang`` too)."""
     words = _CAPTION_WORD.findall(caption)
-    return bool(words) and len(caption) <= CAPTION_MAX_CHARS and not (
-        _is_edge_word(words[0]) or _is_edge_word(words[-1])
+    also = function_words(lang)
+    return bool(words) and _fits_caption(caption) and not (
+        _is_edge_word(words[0], also) or _is_edge_word(words[-1], also)
     )
 
 
-def key_phrase(text: str, weights: dict[str, float]) -> str:
+def _fits_caption(text: str) -> bool:
+    return len(text) <= (CAPTION_WIDE_MAX_CHARS if WIDE.search(text) else CAPTION_MAX_CHARS)
+
+
+def key_phrase(text: str, weights: dict[str, float], lang: str | None = None) -> str:
     """The heaviest noun phrase of ``text``, whole, as a short on-screen caption.
 
     A phrase never starts or ends on a function word, preposition, adverb or conjunction
     (``tasks.wordlists``), never ends on a verb, keeps numbers whole and is never cut in the
     middle of a name; at most ``CAPTION_MAXWORDS`` words and ``CAPTION_MAX_CHARS`` characters.
+    ``lang`` adds that language's function words; Chinese and Japanese, which have no spaces,
+    give a whole clause between punctuation marks.
     """
     best: tuple[float, int, list[str]] | None = None
-    said = Counter(tokenize(text))
-    for n, run in enumerate(_phrases(text)):
+    also = function_words(lang)
+    said = Counter(tokenize(text, also))
+    for n, run in enumerate(_phrases(text, also, verb_endings(lang))):
         # A word the scene says again is what the scene is about.
         score = sum(_weight(w, weights) * (1 + 0.5 * max(0, said[_token(w)] - 1)) for w in run) / math.sqrt(len(run))
         if len(run) >= 2:
@@ -197,7 +221,9 @@ def key_phrase(text: str, weights: dict[str, float]) -> str:
         if best is None or score > best[0]:
             best = (score, n, run)
     if best is None:
-        words = [w for w in _CAPTION_WORD.findall(text) if not _is_edge_word(w)][:1]
+        words = [w for w in _CAPTION_WORD.findall(text) if not _is_edge_word(w, also)]
+        if WIDE.search(text):  # the shortest clause: never a sentence cut in the middle of a word
+            words = sorted(words, key=len)
         caption = words[0] if words else ""
     else:
         caption = " ".join(best[2])
@@ -230,6 +256,7 @@ def narrated_paragraphs(article: Article) -> list[int]:
 
 def _sentences(article: Article) -> list[_Sentence]:
     out: list[_Sentence] = []
+    also = function_words(article.lang)
     for p in narrated_paragraphs(article):
         paragraph, kind = article.paragraphs[p], article.kind_of(p)
         for text in split_sentences(paragraph):
@@ -237,7 +264,8 @@ def _sentences(article: Article) -> list[_Sentence]:
             # Headings, datelines and captions have no closing punctuation: they are not narration.
             if (MIN_SENTENCEWORDS <= words <= MAX_SENTENCEWORDS and len(text) <= MAX_SENTENCE_CHARS
                     and TERMINAL.search(text) and not is_boilerplate(text)):
-                out.append(_Sentence(text, p, words, tuple(tokenize(text)), item=kind == "item"))
+                out.append(_Sentence(text, p, speaking_words(text, article.lang), tuple(tokenize(text, also)),
+                                     item=kind == "item"))
     return out
 
 
@@ -451,31 +479,43 @@ def _token(word: str) -> str:
 
 
 def _weight(word: str, weights: dict[str, float]) -> float:
+    if WIDE.search(word):  # a Chinese or Japanese clause weighs what its pairs of characters weigh
+        parts = tokenize(word)
+        return sum(weights.get(p, 0.0) for p in parts) / math.sqrt(max(1, len(parts)))
     parts = [w.lower().replace("’", "'") for w in WORD.findall(word)]
     return sum(weights.get(p, 0.0) for p in parts) / max(1, len(parts))
 
 
-def _is_edge_word(word: str) -> bool:
-    """A word no caption starts or ends on: function words, prepositions, adverbs, conjunctions."""
+def _is_edge_word(word: str, also: frozenset[str] = frozenset()) -> bool:
+    """A word no caption starts or ends on: function words, prepositions, adverbs, conjunctions.
+
+    ``also`` holds the function words of the article's language.
+    """
     w = word.lower().replace("’", "'")
-    return w in FUNCTION_WORDS or is_stopword(word) or (w.endswith("ly") and len(w) > 4)
+    if WIDE.match(w):  # a Chinese or Japanese clause: edge when it opens on a conjunction ("而", "但是")
+        return w.startswith(WIDE_OPENERS)
+    return w in FUNCTION_WORDS or w in also or is_stopword(word) or (w.endswith("ly") and len(w) > 4)
 
 
-def _is_verb_end(word: str) -> bool:
+def _is_verb_end(word: str, endings: tuple[str, ...] = ()) -> bool:
     w = word.lower()
-    return w in VERBS or (word.islower() and len(w) > 4 and w.endswith(("ed", "ing")))
+    return w in VERBS or (word.islower() and len(w) > 4 and w.endswith(("ed", "ing", *endings)))
 
 
-def _runs(text: str) -> list[list[str]]:
-    """Runs of words between punctuation and function words; numbers and hyphenated words whole."""
+def _runs(text: str, also: frozenset[str] = frozenset()) -> list[list[str]]:
+    """Runs of words between punctuation and function words; numbers and hyphenated words whole.
+
+    In Chinese and Japanese any mark between words breaks the run: there are no spaces to keep.
+    """
     runs: list[list[str]] = []
     current: list[str] = []
     last_end = 0
     for match in _CAPTION_WORD.finditer(text):
         gap = text[last_end : match.start()]
         word = match.group(0)
-        edge = _is_edge_word(word) and not _NUMBER.match(word)
-        if (edge or any(ch in _PHRASE_BREAK or ch == "," for ch in gap)) and current:
+        edge = _is_edge_word(word, also) and not _NUMBER.match(word)
+        wide_gap = bool(gap) and (WIDE.search(word) or (current and WIDE.search(current[-1])))
+        if (edge or wide_gap or any(ch in _PHRASE_BREAK or ch == "," for ch in gap)) and current:
             runs.append(current)
             current = []
         if not edge:
@@ -486,38 +526,38 @@ def _runs(text: str) -> list[list[str]]:
     return runs
 
 
-def _phrases(text: str) -> list[list[str]]:
-    """Candidate noun phrases: runs trimmed of verbs at their ends, fitted whole to a caption."""
+def _phrases(text: str, also: frozenset[str] = frozenset(), endings: tuple[str, ...] = ()) -> list[list[str]]:
+    """Candidate noun phrases: runs trimmed of verbs (``endings``: the language's) at their ends, fitted whole."""
     out: list[list[str]] = []
-    for run in _runs(text):
+    for run in _runs(text, also):
         for k in range(len(run) - 1, 0, -1):
-            if _NUMBER.match(run[k]) and _is_verb_end(run[k - 1]):
+            if _NUMBER.match(run[k]) and _is_verb_end(run[k - 1], endings):
                 run = run[k:]  # "ministry hired 30,000 staff": the count starts the phrase
                 break
-        while run and (_is_verb_end(run[-1]) or _is_edge_word(run[-1])):
+        while run and (_is_verb_end(run[-1], endings) or _is_edge_word(run[-1], also)):
             run = run[:-1]
-        while run and (run[0].lower() in VERBS or _is_edge_word(run[0])):
+        while run and (run[0].lower() in VERBS or _is_edge_word(run[0], also)):
             run = run[1:]
         # Too long: keep the end, where an English noun phrase has its head, never splitting a name.
-        while run and (len(run) > CAPTION_MAXWORDS or len(" ".join(run)) > CAPTION_MAX_CHARS):
+        while run and (len(run) > CAPTION_MAXWORDS or not _fits_caption(" ".join(run))):
             dropped, run = run[0], run[1:]
             while run and dropped[:1].isupper() and run[0][:1].isupper() and not _NUMBER.match(run[0]):
                 dropped, run = run[0], run[1:]  # never start in the middle of a name
-        if run and not _is_edge_word(run[0]) and not _is_edge_word(run[-1]):
+        if run and not _is_edge_word(run[0], also) and not _is_edge_word(run[-1], also):
             out.append(run)
     return out
 
 
-def title_scene_of(article: Article, wpm: float) -> Scene:
+def title_scene_of(article: Article, wpm: float, lang: str | None = None) -> Scene:
     narration = spoken_title(clip(article.title, TITLE_MAX_CHARS))
     byline, site_name = _names(article)
-    caption = f"By {byline}" if byline else (site_name or "")
+    caption = byline_caption(lang or article.lang, byline) if byline else (site_name or "")
     return Scene(
         id="title",
         kind="title",
         narration=narration,
         caption=caption[:120],
-        hint_s=max(TITLE_MIN_S, estimate_seconds(narration, wpm)),
+        hint_s=max(TITLE_MIN_S, estimate_seconds(narration, wpm, lang or article.lang)),
     )
 
 
@@ -527,19 +567,18 @@ def _names(article: Article) -> tuple[str | None, str | None]:
             clip(article.site_name, NAME_MAX_CHARS) if article.site_name else None)
 
 
-def closing_scene_of(article: Article, wpm: float) -> Scene:
+def closing_scene_of(article: Article, wpm: float, lang: str | None = None) -> Scene:
+    """The closing scene: where the video comes from, said in ``lang`` (the article's language by default)."""
     byline, site_name = _names(article)
     host = urlsplit(article.source_url).hostname if article.source_url else None
     site = site_name or (clip(host, NAME_MAX_CHARS) if host else None)
-    source = f"an article on {site}" if site else "an article from the web"
-    by = f" by {byline}" if byline else ""
-    narration = f"This video is based on {source}{by}. Read the full story at the source."
+    narration = closing_line(lang or article.lang, site, byline)
     return Scene(
         id="closing",
         kind="closing",
         narration=narration,
         caption=(host or site or "Source")[:120],
-        hint_s=max(3.0, estimate_seconds(narration, wpm)),
+        hint_s=max(3.0, estimate_seconds(narration, wpm, lang or article.lang)),
     )
 
 

@@ -14,7 +14,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -225,78 +225,83 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routes
 
     def _route(self, path: str, q: dict[str, str]) -> None:
-        if path.startswith("/pages/"):
-            page = page_file(path.removeprefix("/pages/"))
-            if page is not None:
-                # No charset in the header: the fetcher has to find it in the page, as on many sites.
-                return self._send(200, page.read_bytes(), "text/html")
-            return self._send(404, b"<html><body>no such page</body></html>")
-        if path.startswith("/status/"):
-            code = int(path.rsplit("/", 1)[-1])
-            return self._send(code, f"<html><body><h1>status {code}</h1></body></html>".encode())
-        if path == "/pdf":
-            return self._send(200, b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
-                              "application/pdf")
-        if path == "/empty":
-            return self._send(200, b"")
-        if path == "/blank":
-            return self._send(200, b"<html><head><title>x</title></head><body><nav>Home</nav></body></html>")
-        if path == "/big":
-            body = _page_of(int(q.get("bytes", "1000000")))
-            return self._send(200, body, length=q.get("length", "1") == "1")
-        if path == "/gzip":
-            body = gzip.compress(_page_of(int(q.get("bytes", "10000"))))
-            return self._send(200, body, headers={"Content-Encoding": "gzip"}, length=q.get("length", "1") == "1")
-        if path == "/gzip-bomb":
-            return self._send(200, _gzip_bomb(), headers={"Content-Encoding": "gzip"})
-        if path == "/hang":
-            return self._slow(0.05, None)
-        if path == "/drip":
-            return self._slow(float(q.get("every", "0.1")), q.get("piece", "<p>a</p>").encode())
-        if path == "/endless":
-            return self._endless()
-        if path == "/binary-html":
-            return self._send(200, _binary_noise(), "text/html; charset=utf-8")
-        if path == "/nested":
-            return self._send(200, _nested_page(int(q.get("depth", "100000"))))
-        if path == "/many-images":
-            return self._send(200, _many_images_page(int(q.get("n", "10000"))))
-        if path.startswith("/redirect/"):
-            n = int(path.rsplit("/", 1)[-1])
-            if n <= 1:
-                return self._redirect(f"/pages/{ARTICLE_PAGE}")
-            # Alternate relative and absolute locations, as real sites mix both.
-            return self._redirect(f"{n - 1}" if n % 2 else f"{self._base()}/redirect/{n - 1}")
-        if path == "/redirect-loop":
-            return self._redirect("/redirect-loop-b")
-        if path == "/redirect-loop-b":
-            return self._redirect("/redirect-loop", 301)
-        if path == "/redirect-private":
-            return self._redirect("http://169.254.169.254/latest/meta-data/")
-        if path == "/redirect-to":
-            return self._redirect(q["location"], int(q.get("status", "302")))
-        if path.startswith("/flaky/"):
-            if self.server.hits[path] <= int(q.get("fail", "2")):
-                return self._send(int(q.get("status", "503")), b"<html><body>busy, try later</body></html>")
-            return self._send(200, (OWN_PAGES_DIR / ARTICLE_PAGE).read_bytes())
-        if path.startswith("/charset/"):
-            variant = _CHARSET_VARIANTS.get(path.removeprefix("/charset/"))
-            if variant:
-                return self._send(200, variant[0], variant[1])
-        if path == "/nul":
-            return self._send(200, b"<html>" + bytes(range(256)) * 64, "text/html")
-        if path == "/no-type":
-            return self._send(200, b"\x89PNG\r\n\x1a\n" + b"\x01" * 100, None)
-        if path == "/sniff":
-            return self._send(200, _page_of(2000), None)
-        if path == "/headers":
-            agent = html.escape(self.headers.get("User-Agent", ""))
-            return self._send(200, f"<html><body><p id='ua'>{agent}</p></body></html>".encode())
+        exact = _EXACT_ROUTES.get(path)
+        if exact is not None:
+            return exact(self, q)
+        for prefix, route in _PREFIX_ROUTES:
+            if path.startswith(prefix):
+                return route(self, path.removeprefix(prefix), q)
         return self._send(404, b"<html><body>no such route</body></html>")
+
+    def _page(self, name: str, q: dict[str, str]) -> None:
+        page = page_file(name)
+        if page is not None:
+            # No charset in the header: the fetcher has to find it in the page, as on many sites.
+            return self._send(200, page.read_bytes(), "text/html")
+        return self._send(404, b"<html><body>no such page</body></html>")
+
+    def _status(self, code: str, q: dict[str, str]) -> None:
+        return self._send(int(code), f"<html><body><h1>status {int(code)}</h1></body></html>".encode())
+
+    def _redirects(self, count: str, q: dict[str, str]) -> None:
+        n = int(count)
+        if n <= 1:
+            return self._redirect(f"/pages/{ARTICLE_PAGE}")
+        # Alternate relative and absolute locations, as real sites mix both.
+        return self._redirect(f"{n - 1}" if n % 2 else f"{self._base()}/redirect/{n - 1}")
+
+    def _flaky(self, rest: str, q: dict[str, str]) -> None:
+        if self.server.hits["/flaky/" + rest] <= int(q.get("fail", "2")):
+            return self._send(int(q.get("status", "503")), b"<html><body>busy, try later</body></html>")
+        return self._send(200, (OWN_PAGES_DIR / ARTICLE_PAGE).read_bytes())
+
+    def _charset(self, name: str, q: dict[str, str]) -> None:
+        variant = _CHARSET_VARIANTS.get(name)
+        if variant:
+            return self._send(200, variant[0], variant[1])
+        return self._send(404, b"<html><body>no such route</body></html>")
+
+    def _headers(self, q: dict[str, str]) -> None:
+        agent = html.escape(self.headers.get("User-Agent", ""))
+        return self._send(200, f"<html><body><p id='ua'>{agent}</p></body></html>".encode())
 
     def _base(self) -> str:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
+
+
+# Routes of the test server: an exact path, or a prefix whose handler gets the rest of the path.
+_EXACT_ROUTES: dict[str, Callable[[_Handler, dict[str, str]], None]] = {
+    "/pdf": lambda h, q: h._send(200, b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+                                 "application/pdf"),
+    "/empty": lambda h, q: h._send(200, b""),
+    "/blank": lambda h, q: h._send(200, b"<html><head><title>x</title></head><body><nav>Home</nav></body></html>"),
+    "/big": lambda h, q: h._send(200, _page_of(int(q.get("bytes", "1000000"))), length=q.get("length", "1") == "1"),
+    "/gzip": lambda h, q: h._send(200, gzip.compress(_page_of(int(q.get("bytes", "10000")))),
+                                  headers={"Content-Encoding": "gzip"}, length=q.get("length", "1") == "1"),
+    "/gzip-bomb": lambda h, q: h._send(200, _gzip_bomb(), headers={"Content-Encoding": "gzip"}),
+    "/hang": lambda h, q: h._slow(0.05, None),
+    "/drip": lambda h, q: h._slow(float(q.get("every", "0.1")), q.get("piece", "<p>a</p>").encode()),
+    "/endless": lambda h, q: h._endless(),
+    "/binary-html": lambda h, q: h._send(200, _binary_noise(), "text/html; charset=utf-8"),
+    "/nested": lambda h, q: h._send(200, _nested_page(int(q.get("depth", "100000")))),
+    "/many-images": lambda h, q: h._send(200, _many_images_page(int(q.get("n", "10000")))),
+    "/redirect-loop": lambda h, q: h._redirect("/redirect-loop-b"),
+    "/redirect-loop-b": lambda h, q: h._redirect("/redirect-loop", 301),
+    "/redirect-private": lambda h, q: h._redirect("http://169.254.169.254/latest/meta-data/"),
+    "/redirect-to": lambda h, q: h._redirect(q["location"], int(q.get("status", "302"))),
+    "/nul": lambda h, q: h._send(200, b"<html>" + bytes(range(256)) * 64, "text/html"),
+    "/no-type": lambda h, q: h._send(200, b"\x89PNG\r\n\x1a\n" + b"\x01" * 100, None),
+    "/sniff": lambda h, q: h._send(200, _page_of(2000), None),
+    "/headers": _Handler._headers,
+}
+_PREFIX_ROUTES: list[tuple[str, Callable[[_Handler, str, dict[str, str]], None]]] = [
+    ("/pages/", _Handler._page),
+    ("/status/", _Handler._status),
+    ("/redirect/", _Handler._redirects),
+    ("/flaky/", _Handler._flaky),
+    ("/charset/", _Handler._charset),
+]
 
 
 class _Server(ThreadingHTTPServer):

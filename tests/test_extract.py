@@ -23,6 +23,15 @@ OWN = {
     "broken-markup.html": ("Night Trains Are Back", None, None, 300, 0),
     "photo-essay.html": ("Seven Bridges", "Ruth Okafor", "en-us", 300, 6),
     "garden-sensor.html": ("Watering the Allotment", "Priya Castellanos", "en", 350, 0),
+    # Pages in other languages; Chinese and Japanese lengths are counted in characters (1.6 to a word).
+    "zh-tea-terraces.html": ("山间茶园的春天", "林晓雯", "zh-cn", 300, 0),
+    "ja-bento-shop.html": ("商店街の小さな弁当屋", "佐藤美咲", "ja", 300, 0),
+    "ko-night-market.html": ("오래된 시장에", "김서연", "ko", 150, 0),
+    "ar-desert-library.html": ("مكتبة متنقلة", "سارة المنصوري", "ar", 200, 0),
+    "hi-stepwell.html": ("पुरानी बावड़ी", "अनीता शर्मा", "hi", 200, 0),
+    "ru-river-ferry.html": ("Последний паром", "Ольга Смирнова", "ru", 200, 0),
+    "es-olive-harvest.html": ("La cosecha de aceitunas", "Lucía Fernández", "es", 250, 0),
+    "pt-tram-line.html": ("O bonde que voltou", "Mariana Costa", "pt-br", 230, 0),
 }
 
 

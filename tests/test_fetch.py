@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import tasks.fetch
+import tasks.guarded_http
 from tasks.errors import FetchError
-from tasks.fetch import check_host_allowed, fetch_page
+from tasks.fetch import fetch_page
+from tasks.guarded_http import check_host_allowed
 from tasks.models import FetchOptions
 from tests.conftest import ARTICLE_PAGE, OWN_PAGES, PAGES_DIR, corpus_params, page_file
 
@@ -184,14 +185,14 @@ def test_redirect_to_a_file_is_refused(http_server, fetch_options) -> None:
 def test_every_redirect_hop_is_checked(http_server, monkeypatch: pytest.MonkeyPatch) -> None:
     # Our own server is loopback, so let exactly its address through and apply the real guard to the rest.
     checked: list[str] = []
-    real = tasks.fetch.check_host_allowed
+    real = tasks.guarded_http.check_host_allowed
 
     def guard(url: str, options: FetchOptions | None = None) -> None:
         checked.append(url)
         if not url.startswith(http_server.base_url):
             real(url, options)
 
-    monkeypatch.setattr(tasks.fetch, "check_host_allowed", guard)
+    monkeypatch.setattr(tasks.guarded_http, "check_host_allowed", guard)
     error = _refused(http_server.url("/redirect-private"), FetchOptions(timeout_s=2), "169.254.169.254")
     assert "allow_private_hosts" in str(error)
     assert checked == [http_server.url("/redirect-private"), "http://169.254.169.254/latest/meta-data/"]

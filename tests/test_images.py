@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, features
 
-import tasks.fetch
+import tasks.guarded_http
 import tasks.images
 from tasks.errors import ConfigurationError, FetchError
-from tasks.fetch import check_host_allowed
+from tasks.guarded_http import check_host_allowed
 from tasks.images import Picture, fetch_picture, fetch_picture_or_none
 from tasks.models import FetchOptions
 
@@ -475,7 +475,7 @@ def test_every_redirect_hop_is_checked(pictures, monkeypatch: pytest.MonkeyPatch
         if urlsplit(url).hostname != "127.0.0.1":  # the test server itself is allowed, nothing else
             check_host_allowed(url, options)
 
-    monkeypatch.setattr(tasks.fetch, "check_host_allowed", loopback_only)
+    monkeypatch.setattr(tasks.guarded_http, "check_host_allowed", loopback_only)
     start = pictures.url("/redirect-metadata")
     error = _refused(start, FetchOptions(timeout_s=5), r"169\.254\.169\.254 is a link-local")
     assert not error.transient

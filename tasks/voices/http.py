@@ -5,6 +5,9 @@ words of each sentence are placed within its sound (leading and trailing silence
 proportion to their phoneme counts (espeak-ng's, from the library already loaded). Requests have
 a timeout, are tried again after a 429, a 5xx or a timeout (honouring ``Retry-After``), and a
 4xx is one clear error. The key comes from ``PAGEREEL_SPEECH__API_KEY`` in the environment only.
+The endpoint is the operator's (``speech.url``), reached through ``tasks.guarded_http``'s endpoint
+client: its host is trusted as configured, redirects are not followed, proxies from the environment
+are ignored and each answer is read to at most ``MAX_AUDIO_BYTES``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import av
 import httpx
 import numpy as np
 
-from tasks.errors import ConfigurationError, RenderError
+from tasks.errors import ConfigurationError, FetchError, RenderError
+from tasks.guarded_http import EndpointReply, endpoint_client, post_bounded
 from tasks.models import SpeechOptions
+from tasks.pcm import resampled_chunks
 from tasks.voices import espeak
 from tasks.voices.base import Speech
 
@@ -36,6 +41,8 @@ _ABBREVIATIONS = frozenset("dr mr mrs ms st mt prof jr sr no vs etc e.g i.e appr
 _VOICE_NAME = re.compile(r"^[A-Za-z0-9_.+-]{1,100}$")
 _SILENCE = 328
 _MAX_RETRY_AFTER_S = 30.0
+#: Most bytes of one sentence's audio: a minute of 48 kHz 16-bit stereo WAV is about 11 MB.
+MAX_AUDIO_BYTES = 64_000_000
 
 
 class HttpNarrator:
@@ -70,7 +77,7 @@ class HttpNarrator:
         chunks: list[np.ndarray] = []
         marks: list[tuple[int, int, int]] = []
         offset = 0
-        with httpx.Client(timeout=self.options.timeout_s, follow_redirects=False) as client:
+        with endpoint_client(self.options.timeout_s) as client:
             for start, end in sentences(text):
                 pcm = _decode(self._ask(client, text[start:end], voice, rate_wpm), self.url)
                 loud = np.flatnonzero(np.abs(pcm.astype(np.int32)) > _SILENCE)
@@ -96,7 +103,9 @@ class HttpNarrator:
                 time.sleep(wait)
             wait = min(2.0**attempt * 0.5, _MAX_RETRY_AFTER_S)
             try:
-                response = client.post(self.url, json=body, headers=headers)
+                response = post_bounded(client, self.url, json=body, headers=headers, max_bytes=MAX_AUDIO_BYTES)
+            except FetchError as exc:  # more audio than a sentence makes, or a body that cannot be decompressed
+                raise RenderError(f"the speech API at {self.url} sent an unusable answer: {exc}") from None
             except httpx.TimeoutException:
                 why = f"no answer within {o.timeout_s:g} s"
                 continue
@@ -139,7 +148,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _retry_after(response: httpx.Response, default: float) -> float:
+def _retry_after(response: EndpointReply, default: float) -> float:
     try:
         return min(max(float(response.headers.get("retry-after", default)), 0.0), _MAX_RETRY_AFTER_S)
     except ValueError:
@@ -152,14 +161,12 @@ def _decode(data: bytes, url: str) -> np.ndarray:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
                 raise RenderError(f"the speech API at {url} answered without audio; check speech.response_format")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-            frames = [f for frame in container.decode(audio=0) for f in resampler.resample(frame)]
-            frames += resampler.resample(None)
+            chunks = resampled_chunks(container.decode(audio=0), RATE)
     except (av.FFmpegError, ValueError) as exc:
         raise RenderError(f"the speech API at {url} answered with audio that cannot be decoded ({exc})") from None
-    if not frames:
+    if not chunks:
         raise RenderError(f"the speech API at {url} answered with no sound")
-    return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16)
+    return np.concatenate(chunks).astype(np.int16)
 
 
 def _phoneme_count(word: str) -> int:

@@ -258,13 +258,12 @@ def _phoneme_string(sentence: list[tuple[str, str, int, int]]) -> str:
     return " ".join(parts)
 
 
-def _owners_of(phonemes: str, spoken: list[tuple[str, int]]) -> list[int]:
-    """For each character of ``phonemes``, the text position of the word it belongs to.
+def _is_phoneme(ch: str) -> bool:
+    return ch not in _STRESS and ch not in _PUNCTUATION and ch != " "
 
-    ``spoken`` is espeak-ng's phoneme events (IPA without stress, word position): the two
-    phoneme strings are aligned character by character; stress marks, spaces and punctuation
-    take the owner of the next phoneme.
-    """
+
+def _aligned_owners(phonemes: str, spoken: list[tuple[str, int]]) -> list[int | None]:
+    """The word position of each phoneme of ``phonemes`` that lines up with one of ``spoken``; None elsewhere."""
     event_chars: list[str] = []
     event_owner: list[int] = []
     for name, word in spoken:
@@ -272,19 +271,31 @@ def _owners_of(phonemes: str, spoken: list[tuple[str, int]]) -> list[int]:
             if ch not in _STRESS:
                 event_chars.append(ch)
                 event_owner.append(word)
-    keys = [(i, ch) for i, ch in enumerate(phonemes) if ch not in _STRESS and ch not in _PUNCTUATION and ch != " "]
+    keys = [(i, ch) for i, ch in enumerate(phonemes) if _is_phoneme(ch)]
     owner: list[int | None] = [None] * len(phonemes)
     matcher = difflib.SequenceMatcher(None, [ch for _, ch in keys], event_chars, autojunk=False)
     for a, b, size in matcher.get_matching_blocks():
         for j in range(size):
             owner[keys[a + j][0]] = event_owner[b + j]
+    return owner
+
+
+def _owners_of(phonemes: str, spoken: list[tuple[str, int]]) -> list[int]:
+    """For each character of ``phonemes``, the text position of the word it belongs to.
+
+    ``spoken`` is espeak-ng's phoneme events (IPA without stress, word position): the two
+    phoneme strings are aligned character by character; stress marks, spaces and punctuation
+    take the owner of the next phoneme.
+    """
+    owner = _aligned_owners(phonemes, spoken)
     # Unmatched phonemes belong with the word before them; a stress mark with the phoneme after it;
     # punctuation and spaces (the pauses) with the word they end, so the next word starts after the pause.
     last = None
-    for i, _ch in keys:
-        if owner[i] is None:
-            owner[i] = last
-        last = owner[i]
+    for i, ch in enumerate(phonemes):
+        if _is_phoneme(ch):
+            if owner[i] is None:
+                owner[i] = last
+            last = owner[i]
     before = None
     for i, ch in enumerate(phonemes):
         if ch in _PUNCTUATION or ch == " ":
@@ -294,8 +305,8 @@ def _owners_of(phonemes: str, spoken: list[tuple[str, int]]) -> list[int]:
     after = None
     for i in range(len(phonemes) - 1, -1, -1):
         if phonemes[i] in _STRESS or owner[i] is None:
-            owner[i] = after if phonemes[i] in _STRESS or owner[i] is None else owner[i]
-        elif phonemes[i] not in _PUNCTUATION and phonemes[i] != " ":
+            owner[i] = after
+        elif _is_phoneme(phonemes[i]):
             after = owner[i]
     return [o or 0 for o in owner]
 

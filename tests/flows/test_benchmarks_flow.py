@@ -27,3 +27,20 @@ def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, h
     assert len(runs) == 2 and all("fetch" in r["stages"] and r["end_s"] > r["start_s"] for r in runs)
     (worker,) = report["workers"].values()  # the one worker process, seen through the scheduler
     assert 0 < worker["busy_s"] < report["wall_s"] and worker["first_s"] < worker["last_s"]
+
+
+def test_cache_benchmark_times_the_whole_command_and_its_imports(prefect_api, pagereel_env) -> None:
+    import os
+
+    from benchmarks import cache
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PAGEREEL_RENDER__RESOLUTION": "90",
+           "PAGEREEL_RENDER__FPS": "10", "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "10"}
+    url = str(cache.ROOT / "examples" / "article.html")
+    seconds, cpu, state = cache.run_command(url, env)
+    again, _, cached = cache.run_command(url, env)
+    assert state["status"] == cached["status"] == "completed"
+    assert cached["metrics"]["cache_misses"] == 0 and cached["metrics"]["cache_hits"] > 0
+    assert seconds > 0 and again > 0 and cpu > 0
+    total, by_package = cache.import_breakdown("flows.cli", env)
+    assert total > 0 and by_package["typer"] > 0 and "optuna" not in by_package

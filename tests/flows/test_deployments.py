@@ -102,3 +102,21 @@ def test_nightly_parameters_run_a_url_file_one_at_a_time(pagereel_env: Path, htt
     result = batch_flow(url_file=str(url_file), concurrency=1, dry_run=True)
     assert [i.status for i in result.items] == ["storyboard"] * 2
     assert [i.url for i in result.items] == [http_server.url(f"/pages/{p}") for p in pages]
+
+
+def test_serve_builds_the_deployments_of_the_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``deployments/serve.py`` serves exactly what ``prefect.yaml`` declares: one list, never two to keep in step."""
+    from deployments import serve
+
+    monkeypatch.chdir(ROOT)
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    built = {d.name: d for d in serve.deployments()}
+    assert set(built) == {d["name"] for d in config["deployments"]}
+    for entry in config["deployments"]:
+        deployment = built[entry["name"]]
+        assert deployment.flow_name == entry["entrypoint"].partition(":")[2].replace("_", "-")
+        assert deployment.description == entry["description"]
+        assert deployment.tags == entry["tags"]
+        assert deployment.parameters == entry["parameters"]
+        wanted = [(s["cron"], s["timezone"], s["active"]) for s in entry.get("schedules") or []]
+        assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules or []] == wanted

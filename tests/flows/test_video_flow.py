@@ -20,15 +20,17 @@ from tests.conftest import OWN_PAGES, corpus_params
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
-_BOUNDARY = re.compile(r"[.!?…][\"'”’)\]]? ")
+# Where a sentence may end: a stop and a space; Hindi's "।" and Arabic's "؟" too; a Chinese or Japanese
+# full stop with or without a space after it.
+_BOUNDARY = re.compile(r"[.!?…।؟][\"'”’)\]]? |[。！？][」』”’）)]? ?")
 
 
 def covered_by_body(narration: str, paragraphs: list[str]) -> bool:
     """True if ``narration`` is a run of whole sentences each taken verbatim from one paragraph."""
-    cuts = [0] + [m.end() for m in _BOUNDARY.finditer(narration)] + [len(narration) + 1]
+    cuts = [0] + [m.end() for m in _BOUNDARY.finditer(narration)] + [len(narration)]
     ok = [True] + [False] * (len(cuts) - 1)
     for j in range(1, len(cuts)):
-        ok[j] = any(ok[i] and any(narration[cuts[i] : cuts[j] - 1] in p for p in paragraphs) for i in range(j))
+        ok[j] = any(ok[i] and any(narration[cuts[i] : cuts[j]].strip() in p for p in paragraphs) for i in range(j))
     return ok[-1]
 
 

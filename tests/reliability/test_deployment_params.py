@@ -51,6 +51,35 @@ def test_a_users_choices_are_accepted() -> None:
     assert set(RUN_CHOICES["render"]) >= {"aspect", "theme", "resolution", "voice"}
 
 
+@pytest.mark.usefixtures("prefect_api")
+def test_a_plain_run_is_no_deployment_run_without_asking_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each video of a batch asks; the answer comes from the run's context, not one API round trip per video."""
+    from prefect import flow
+    from prefect.client.orchestration import PrefectClient
+
+    from flows.settings import deployment_run
+
+    reads: list[object] = []
+    real = PrefectClient.read_flow_run
+
+    async def counted(self, *args, **kwargs):
+        reads.append(args)
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PrefectClient, "read_flow_run", counted)
+
+    @flow(name="plain-inner")
+    def inner() -> bool:
+        return deployment_run()
+
+    @flow(name="plain-outer")
+    def outer() -> tuple[bool, bool]:
+        return deployment_run(), inner()
+
+    assert outer() == (False, False)
+    assert reads == [], f"{len(reads)} flow runs read back from the API"
+
+
 @pytest.fixture
 def as_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The flow behaves as in a deployment run (what the real one below checks end to end)."""

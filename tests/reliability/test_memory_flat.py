@@ -132,6 +132,50 @@ def test_freed_scene_buffers_go_back_to_the_system(tuned: bool) -> None:
         pytest.skip(f"glibc's default gave the freed buffers back too ({grown} MiB kept) in this process")
 
 
+def _speech_like(seconds: float, rate: int) -> np.ndarray:
+    """Bursts of a harmonic tone at changing levels with gaps between them, and a few clicks, as int16."""
+    rng = np.random.default_rng(5)
+    t = np.arange(round(seconds * rate)) / rate
+    level = 0.05 + 0.25 * (np.sin(2 * np.pi * t / 7.0) > -0.3) * (0.5 + 0.5 * np.sin(2 * np.pi * t / 1.3) ** 2)
+    x = level * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 2.5 * t) > 0)
+    x[:: rate // 3] += rng.uniform(-0.6, 0.6, x[:: rate // 3].size)
+    return np.round(np.clip(x, -1, 1) * 32767).astype("<i2")
+
+
+def test_the_loudness_pass_holds_a_span_not_the_narration() -> None:
+    """Normalising ten times the speech holds about the same working memory: the pass goes span by span."""
+    from kernels.loudness import integrated_loudness, normalize_loudness
+
+    rate = 16_000  # a narration at the engines' rate; at 48 kHz the whole-signal pass took 230 MB a minute
+    peaks = {}
+    for seconds in (30.0, 300.0):
+        pcm = _speech_like(seconds, rate)
+        tracemalloc.start()
+        try:
+            out = normalize_loudness(pcm, rate, -16.0, -1.0)
+            working = tracemalloc.get_traced_memory()[1] - out.nbytes  # the result itself is the caller's
+        finally:
+            tracemalloc.stop()
+        peaks[seconds] = working
+        # The level that comes out is the whole signal's BS.1770 loudness, measured at once.
+        assert integrated_loudness(out.astype(np.float64) / 32768, rate) == pytest.approx(-16.0, abs=0.1)
+        assert np.abs(out.astype(np.int32)).max() <= round(32768 * 10 ** (-1 / 20))
+    assert peaks[300.0] < 1.3 * peaks[30.0], (
+        f"working memory {peaks[30.0] / 1e6:.1f} MB for 30 s, {peaks[300.0] / 1e6:.1f} MB for 300 s of speech")
+
+
+def test_span_by_span_loudness_is_the_whole_signals() -> None:
+    """Gating blocks measured span by span give the loudness of the whole signal measured at once."""
+    from kernels.loudness import gated_loudness, integrated_loudness, spanned_block_powers
+
+    rate = 48_000
+    x = _speech_like(40.0, rate).astype(np.float64) / 32768
+    whole = integrated_loudness(x, rate)
+    for span_s in (1.0, 8.0, 60.0):
+        spanned = gated_loudness(spanned_block_powers(lambda lo, hi: x[lo:hi], x.size, rate, span_s))
+        assert spanned == pytest.approx(whole, abs=0.01), f"{span_s} s spans"
+
+
 def test_narrations_take_turns_at_the_loudness_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two long scenes narrated at once on threads never hold the loudness pass's buffers side by side."""
     import threading

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-import tasks.fetch
+import tasks.guarded_http
 from tasks.errors import FetchError
 from tasks.fetch import fetch_page
 from tasks.images import fetch_picture, fetch_picture_or_none
@@ -59,12 +59,12 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 @pytest.fixture
 def server_is_public(monkeypatch: pytest.MonkeyPatch, http_server) -> None:
     """Treat the test server's own address (127.0.0.1) as public, so the guard stays on for everything else."""
-    real = tasks.fetch._non_public_kind
+    real = tasks.guarded_http.non_public_kind
 
     def kind(address):  # noqa: ANN001, ANN202
         return None if address == ipaddress.ip_address("127.0.0.1") else real(address)
 
-    monkeypatch.setattr(tasks.fetch, "_non_public_kind", kind)
+    monkeypatch.setattr(tasks.guarded_http, "non_public_kind", kind)
 
 
 def _port(http_server) -> int:
