@@ -2,6 +2,7 @@
 
     python benchmarks/e2e.py [--quick]
     python benchmarks/e2e.py --memory [--resolution 720] [--lengths 600,3600]
+    python benchmarks/e2e.py --hd
 
 A Prefect server is started and the sample pages are served on 127.0.0.1 before any clock starts.
 Each video is made by a fresh child process (thread runner, an empty cache, so the work is cold)
@@ -9,6 +10,10 @@ that times ``run_video`` alone and reports its own peak resident memory: a 60 s 
 article, then a 10-minute one of the longest sample (``storyboard.target_duration_s=600``, up to 60
 scenes). Rendering streams frame by frame, so memory should stay flat as the video grows.
 Targets: the 60 s video in at most half its length; under 1 GiB peak for the 10-minute one.
+
+``--hd`` makes the 60 s video twice, at 720p and at 1080p (1920x1080, with the ``1080p`` profile's
+encoder settings), and prints their ratios to the video's length side by side. Target: 1080p in at
+most 0.4x its length.
 
 ``--memory`` makes a 10-minute and a 60-minute video of one generated article (long enough for an
 hour of narration; written here, not taken from any site) at 720p and prints their peak resident
@@ -33,6 +38,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 from benchmarks.harness import LONG_PAGE, PAGES_DIR, busy_cpus, peak_rss_mib, prefect_api, run_env, serve  # noqa: E402
 
 TARGET_RATIO = 0.5
+TARGET_RATIO_1080P = 0.4
 TARGET_RSS_MIB = 1024.0
 #: (target seconds, most scenes) of each video: the full run, and the smoke run.
 LENGTHS = [(60.0, 12), (600.0, 60)]
@@ -113,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0, help=argparse.SUPPRESS)
     parser.add_argument("--max-scenes", type=int, default=12, help=argparse.SUPPRESS)
     parser.add_argument("--memory", action="store_true", help="peak RSS of a 10- and a 60-minute video side by side")
+    parser.add_argument("--hd", action="store_true", help="the 60 s video at 720p and at 1080p side by side")
     parser.add_argument("--resolution", type=int, default=None, help="short side in pixels (--memory: 720)")
     parser.add_argument("--lengths", default=",".join(f"{d:g}" for d in MEMORY_LENGTHS),
                         help="--memory: the two video lengths in seconds")
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory:
         lengths = tuple(float(x) for x in args.lengths.split(","))
         return memory(lengths, args.resolution or 720)
+    if args.hd:
+        return hd()
 
     lengths = QUICK_LENGTHS if args.quick else LENGTHS
     results = []
@@ -156,6 +165,29 @@ def main(argv: list[str] | None = None) -> int:
           f"(target < {TARGET_RSS_MIB:.0f} MiB: {'met' if long['rss_mib'] < TARGET_RSS_MIB else 'MISSED'}); "
           f"{growth:.2f}x the {short['video_s']:.0f} s video's {short['rss_mib']:.0f} MiB "
           f"for {long['video_s'] / short['video_s']:.1f}x the length")
+    return 0
+
+
+def hd(duration: float = 60.0, max_scenes: int = 12) -> int:
+    """The same video at 720p and at 1080p, made in turn, with their ratios to its length side by side."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="pagereel-e2e-hd-") as tmp:
+        work = Path(tmp)
+        with prefect_api(work / "prefect") as api, serve(PAGES_DIR) as base:
+            print(f"page: {LONG_PAGE} served from {PAGES_DIR} on {base}; Prefect API up at {api}; thread runner; "
+                  "cold cache", flush=True)
+            for resolution in (720, 1080):
+                load = busy_cpus()
+                r = measure(base, api, work / f"{resolution}p", duration, max_scenes, resolution=resolution)
+                results[resolution] = r
+                print(f"{resolution}p: video {r['video_s']:6.1f} s, {r['scenes']:2d} scenes, wall {r['wall_s']:6.1f} s "
+                      f"({r['wall_s'] / r['video_s']:.2f}x its length), peak RSS {r['rss_mib']:5.0f} MiB, "
+                      f"{r['size_mb']:.1f} MB" + (f"; {load:.1f} CPUs busy with other work before it"
+                                                  if load is not None else ""), flush=True)
+    low, high = (results[k]["wall_s"] / results[k]["video_s"] for k in (720, 1080))
+    print()
+    print(f"wall / video length: 720p {low:.2f}x | 1080p {high:.2f}x | 1080p costs {high / low:.2f}x 720p "
+          f"(target 1080p <= {TARGET_RATIO_1080P}x: {'met' if high <= TARGET_RATIO_1080P else 'MISSED'})")
     return 0
 
 

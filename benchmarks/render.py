@@ -1,6 +1,10 @@
-"""Time one 10 s 720p30 scene three ways: pagereel, MoviePy 2, and the encoder alone.
+"""Time one 10 s 720p30 (or 1080p30) scene three ways: pagereel, MoviePy 2, and the encoder alone.
 
-    python benchmarks/render.py [--rounds 3] [--quick] [--skip-moviepy]
+    python benchmarks/render.py [--rounds 3] [--quick] [--skip-moviepy] [--resolution 720|1080|both]
+
+``--resolution 1080`` renders the scene at 1920x1080 with the encoder settings of the ``1080p``
+profile (``flows/profiles.py``), as a 1080p run gets them; ``both`` prints the 720p table, then
+the 1080p one, in one run.
 
 The scene is a body scene as the flow renders it: a 1920x1080 photo under a Ken Burns move, a
 caption that fades in, subtitles timed to the narration's words, a progress bar and 48 kHz audio.
@@ -165,9 +169,14 @@ def synthetic_narration(scene_id: str, seconds: float, text: str) -> Narration:
     return Narration(scene_id=scene_id, pcm=pcm.tobytes(), sample_rate=SAMPLE_RATE, voice="synthetic", words=timings)
 
 
-def build_inputs(frames: int) -> Inputs:
-    """A body scene lasting ``frames`` frames at 720p30, with its narration and picture."""
-    options = RenderOptions()
+def build_inputs(frames: int, resolution: int = 720) -> Inputs:
+    """A body scene lasting ``frames`` frames at 30 fps, ``resolution`` high, with its narration and picture."""
+    options = RenderOptions(resolution=resolution)
+    if resolution >= 1080:
+        from flows.profiles import BUILTIN_PROFILES, PROFILE_FIELDS
+
+        encoder = {k: v for k, v in BUILTIN_PROFILES["1080p"].render.items() if k in PROFILE_FIELDS}
+        options = options.model_copy(update=encoder)
     # Longest narration that still fits: scene_frames adds LEAD_S + TAIL_S and rounds up to a frame.
     narration_s = frames / options.fps - LEAD_S - TAIL_S - 0.01
     if scene_frames(narration_s, options.fps) != frames:
@@ -275,11 +284,11 @@ def moviepy_version() -> str | None:
         return None
 
 
-def moviepy_once(frames: int, out_path: Path) -> dict:
+def moviepy_once(frames: int, out_path: Path, resolution: int = 720) -> dict:
     """Child side: build the same inputs, time one MoviePy render, write its MP4 to ``out_path``."""
     import imageio_ffmpeg
 
-    inputs = build_inputs(frames)
+    inputs = build_inputs(frames, resolution)
     runs = Runs([], [])
     with tempfile.TemporaryDirectory(prefix="pagereel-bench-moviepy-") as tmp:
         timed(lambda: run_moviepy(inputs, Path(tmp)), runs)
@@ -288,13 +297,14 @@ def moviepy_once(frames: int, out_path: Path) -> dict:
             "ffmpeg": imageio_ffmpeg.get_ffmpeg_version()}
 
 
-def moviepy_in_child(python: Path, frames: int, folder: Path, runs: Runs) -> dict:
+def moviepy_in_child(python: Path, frames: int, folder: Path, runs: Runs, resolution: int = 720) -> dict:
     """Run :func:`moviepy_once` in ``python`` (the benchmark environment) and add its timing to ``runs``."""
     import json
     import subprocess
 
     out = folder / "moviepy-child.mp4"
-    done = subprocess.run([str(python), __file__, "--moviepy-once", str(out), "--frames", str(frames)],
+    done = subprocess.run([str(python), __file__, "--moviepy-once", str(out), "--frames", str(frames),
+                           "--resolution", str(resolution)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
@@ -345,10 +355,12 @@ def fresh_frame(frame: av.VideoFrame) -> av.VideoFrame:
 def run_encode_only(frames: list[av.VideoFrame], inputs: Inputs) -> bytes:
     """Encode ready frames and the scene's audio with render_scene's encoder settings."""
     options = inputs.options
+    codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
+    if options.keyframe_interval is not None:  # as render_scene sets it (the 1080p profile does)
+        codec_options["g"] = str(options.keyframe_interval)
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=options.fps,
-                               options={"preset": options.preset, "crf": str(options.crf), "bf": "0"})
+        video = out.add_stream("libx264", rate=options.fps, options=codec_options)
         video.width, video.height = options.size
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, options.fps)
@@ -458,13 +470,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="time pagereel against the encode-only floor only (MoviePy's environment not needed)")
     parser.add_argument("--moviepy-once", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=int, default=300, help=argparse.SUPPRESS)
+    parser.add_argument("--resolution", default="720", choices=("720", "1080", "both"),
+                        help="720p (default), 1080p, or both tables in one run")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     if args.moviepy_once:
         import json
 
-        print(json.dumps(moviepy_once(args.frames, args.moviepy_once)))
+        print(json.dumps(moviepy_once(args.frames, args.moviepy_once, int(args.resolution))))
         return 0
     child_python = None if moviepy_version() else BENCH_PYTHON
     if not args.skip_moviepy and child_python is not None and not child_python.exists():
@@ -472,7 +486,16 @@ def main(argv: list[str] | None = None) -> int:
               "pip install -e '.[bench]' into an environment of its own", file=sys.stderr)
         return 2
 
-    inputs = build_inputs(90 if args.quick else 300)
+    resolutions = (720, 1080) if args.resolution == "both" else (int(args.resolution),)
+    failed = 0
+    for resolution in resolutions:
+        failed |= bench(args, child_python, build_inputs(90 if args.quick else 300, resolution))
+        print()
+    return failed
+
+
+def bench(args: argparse.Namespace, child_python: Path | None, inputs: Inputs) -> int:
+    """Time the three contenders on ``inputs`` and print their table and ratios; 1 if an output is invalid."""
     width, height = inputs.options.size
     print(f"scene: {inputs.frames} frames, {width}x{height} @ {inputs.options.fps} fps, "
           f"x264 {inputs.options.preset} crf {inputs.options.crf}, threads={THREADS} (auto); "
@@ -509,7 +532,8 @@ def _rounds(args: argparse.Namespace, inputs: Any, frames: list[Any], child_pyth
             elif child_python is None:
                 timed(lambda: run_moviepy(inputs, Path(tmp)), results["moviepy"])
             else:
-                peer = moviepy_in_child(child_python, inputs.frames, Path(tmp), results["moviepy"])
+                peer = moviepy_in_child(child_python, inputs.frames, Path(tmp), results["moviepy"],
+                                        inputs.options.resolution)
                 if r == 0:
                     print(f"MoviePy {peer['moviepy']} (ffmpeg {peer['ffmpeg']})")
             timed(lambda: run_encode_only(frames, inputs), results["encode-only"])

@@ -335,7 +335,7 @@ def handed_down(config_file: str | Path | None, overrides: Mapping[str, Any] | N
 RUN_CHOICES: dict[str, frozenset[str] | None] = {
     "storyboard": frozenset({"target_duration_s", "max_scenes", "min_scenes", "words_per_minute", "language", "writer",
                              "min_article_words"}),
-    "render": frozenset({"aspect", "width", "height", "resolution", "fps", "theme", "crf", "preset",
+    "render": frozenset({"aspect", "width", "height", "resolution", "fps", "theme", "caption_style", "crf", "preset",
                          "keyframe_interval", "voice", "speech_rate_wpm"}),
     "tuning": frozenset({"trials", "min_ssim", "clip_seconds", "resolution", "bytes_slack", "seed", "study_name",
                          "profile_name"}),

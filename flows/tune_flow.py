@@ -262,7 +262,8 @@ def tune_flow(
         complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
                     if t.user_attrs.get("clip") == clip.key]
         chosen = choose(complete, tuning.min_ssim, tuning.bytes_slack)
-        render = {k: chosen.params[k] for k in PROFILE_FIELDS}
+        # The resolution tuned for goes with the settings: ``--profile NAME`` renders at it.
+        render = {k: chosen.params[k] for k in PROFILE_FIELDS} | {"resolution": clip.options.resolution}
         feasible = [t for t in complete if t.user_attrs.get("ssim", 0.0) >= tuning.min_ssim]
         profile = RenderProfile(name=name, render=render, created_at=datetime.now(UTC),
                                 study=_study_record(study, settings, name, clip, chosen, complete, feasible,

@@ -287,6 +287,7 @@ def _scene_inputs(storyboard: Storyboard, settings: Settings) -> _SceneInputs:
         update={
             "aspect": storyboard.aspect or settings.render.aspect,
             "theme": storyboard.theme or settings.render.theme,
+            "caption_style": storyboard.caption_style or settings.render.caption_style,
         }
     )
     avatar = check_avatar(storyboard.avatar)
@@ -417,6 +418,10 @@ def main(
     edits: Annotated[Path | None, typer.Option(help="Storyboard edits, JSON or YAML.")] = None,
     runner: Annotated[str | None, typer.Option(help="thread, process, dask or ray.")] = None,
     aspect: Annotated[str | None, typer.Option(help="16:9, 9:16 or 1:1.")] = None,
+    resolution: Annotated[str | None, typer.Option(help="Short side of the frame: 720 (default) or 1080, "
+                                                        "or a preset: 720p, 1080p.")] = None,
+    caption_style: Annotated[str | None, typer.Option(
+        "--caption-style", help="Subtitles: classic, karaoke or bold (default: bold for 9:16, else classic).")] = None,
     voice: Annotated[str | None, typer.Option(help="ENGINE:NAME (espeak:en-gb, piper:en_US-joe-medium); "
                                                    "a bare name is an espeak-ng voice.")] = None,
     duration: Annotated[float | None, typer.Option(help="Target length in seconds.")] = None,
@@ -431,19 +436,8 @@ def main(
     as_json: Annotated[bool, typer.Option("--json", help="Print the WorkflowState as JSON on stdout.")] = False,
 ) -> None:
     """Run the video flow on URL."""
-    overrides: dict[str, Any] = {}
-    if runner:
-        overrides["runner"] = {"kind": runner}
-    if aspect or voice:
-        overrides["render"] = {k: v for k, v in (("aspect", aspect), ("voice", voice)) if v}
-    if duration is not None:
-        overrides["storyboard"] = {"target_duration_s": duration}
-    if writer:
-        overrides["storyboard"] = {**overrides.get("storyboard", {}), "writer": writer}
-    if out is not None:
-        overrides["out_dir"] = out
-    if profile:
-        overrides["profile"] = profile
+    overrides = _flag_overrides(runner, _render_flags(aspect, voice, caption_style, resolution), duration, writer,
+                                out, profile)
     try:
         # Fail fast, before any server starts; the flow is handed these very settings.
         settings = apply_profile(load_settings(config, **(_asked(overrides, None, review or None) or {})))
@@ -470,6 +464,33 @@ def main(
         sys.stdout.write(state.model_dump_json(indent=2) + "\n")
     else:
         print_storyboard(state)
+
+
+def _flag_overrides(runner: str | None, render: dict[str, Any], duration: float | None, writer: str | None,
+                    out: str | None, profile: str | None) -> dict[str, Any]:
+    """The settings the command line's flags give, as overrides."""
+    overrides: dict[str, Any] = {}
+    if runner:
+        overrides["runner"] = {"kind": runner}
+    if render:
+        overrides["render"] = render
+    if duration is not None:
+        overrides["storyboard"] = {"target_duration_s": duration}
+    if writer:
+        overrides["storyboard"] = {**overrides.get("storyboard", {}), "writer": writer}
+    if out is not None:
+        overrides["out_dir"] = out
+    if profile:
+        overrides["profile"] = profile
+    return overrides
+
+
+def _render_flags(aspect: str | None, voice: str | None, caption_style: str | None,
+                  resolution: str | None) -> dict[str, Any]:
+    """The render settings the command line's flags give (``--resolution 1080p`` is 1080)."""
+    chosen = {"aspect": aspect, "voice": voice, "caption_style": caption_style,
+              "resolution": resolution.lower().removesuffix("p") if resolution else None}
+    return {k: v for k, v in chosen.items() if v}
 
 
 def _fail(message: str) -> None:

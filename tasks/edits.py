@@ -7,6 +7,7 @@ An edits file looks like this (every key optional)::
     aspect: "9:16"
     theme: paper
     avatar: ada
+    caption_style: karaoke
     scenes:
       s2: {narration: "Say this instead.", caption: "New caption"}
     drop: [s4]
@@ -30,7 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tasks.errors import EditError
-from tasks.models import THEMES, Aspect, Scene, SceneKind, Storyboard
+from tasks.models import THEMES, Aspect, CaptionStyle, Scene, SceneKind, Storyboard
 from tasks.text import TITLE_MIN_S, estimate_seconds, spoken_title
 
 MAX_EDITS_BYTES = 1_000_000
@@ -74,6 +75,7 @@ class StoryboardEdits(BaseModel):
     aspect: Aspect | None = None
     theme: str | None = None
     avatar: str | None = Field(None, min_length=1, max_length=1000)
+    caption_style: CaptionStyle | None = None
     scenes: dict[str, SceneEdit] = Field(default_factory=dict)
     drop: list[str] = Field(default_factory=list)
     append: list[NewScene] = Field(default_factory=list)
@@ -163,7 +165,8 @@ def apply_edits(
     if max_duration_s is not None and total_s > max(max_duration_s, drafted_s):
         raise EditError(f"invalid edits: the video would last about {total_s:,.0f} s, more than "
                         f"storyboard.max_duration_s ({max_duration_s:g} s); shorten or drop scenes, or raise it")
-    top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar"}, exclude_none=True)
+    top = changes.model_dump(include={"title", "voice", "aspect", "theme", "avatar", "caption_style"},
+                             exclude_none=True)
     return storyboard.model_copy(update={**top, "scenes": scenes})
 
 

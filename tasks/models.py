@@ -22,6 +22,8 @@ SceneKind = Literal["title", "body", "closing"]
 BlockKind = Literal["p", "heading", "item", "quote", "cell"]
 #: How a scene asks to be laid out: plain text, a list of items, or one key figure.
 SceneLayout = Literal["text", "list", "figure"]
+#: How subtitles are burnt in: two lines at the bottom, the same with the spoken word lit, or a few big words.
+CaptionStyle = Literal["classic", "karaoke", "bold"]
 
 #: Longest narration of one scene, in characters (about five minutes of speech).
 NARRATION_MAX_CHARS = 5000
@@ -174,6 +176,9 @@ class RenderOptions(_Frozen):
     resolution: int = Field(720, ge=16, le=2160, description="Short side of the frame in pixels (720 gives 720p).")
     fps: int = Field(30, ge=1, le=120, description="Frames per second.")
     theme: str = Field("midnight", description=f"Colour theme, one of {', '.join(THEMES)}.")
+    caption_style: CaptionStyle | None = Field(
+        None, description="Burnt-in subtitles: classic, karaoke or bold; None: bold for 9:16, classic otherwise."
+    )
     crf: int = Field(23, ge=0, le=51, description="x264 constant rate factor (lower is better quality).")
     preset: Literal[
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
@@ -199,6 +204,13 @@ class RenderOptions(_Frozen):
         if value not in THEMES:
             raise ValueError(f"must be one of {', '.join(THEMES)}")
         return value
+
+    @property
+    def captions(self) -> CaptionStyle:
+        """The caption style to draw: the one chosen, else ``bold`` for 9:16 and ``classic`` otherwise."""
+        if self.caption_style is not None:
+            return self.caption_style
+        return "bold" if self.aspect == "9:16" else "classic"
 
     @property
     def size(self) -> tuple[int, int]:
@@ -283,6 +295,7 @@ class Storyboard(_Frozen):
     aspect: Aspect | None = None
     theme: str | None = None
     avatar: str | None = None
+    caption_style: CaptionStyle | None = None
     scenes: list[Scene]
 
     @property

@@ -20,8 +20,9 @@ import numpy as np
 
 from kernels.audio import rms_envelope
 from tasks.avatar import AvatarSprites, load_avatar
-from tasks.layout import PALETTES, Cue, Palette, bar, fit_text, subtitle_cues, text_panel
-from tasks.models import Narration, RenderOptions, Scene
+from tasks.captions import Box, CaptionPicture, Stage, caption_pictures
+from tasks.layout import PALETTES, Cue, Palette, bar, fit_text, text_panel
+from tasks.models import CaptionStyle, Narration, RenderOptions, Scene
 from tasks.planes import Backdrop, PlaneLayer, Planes, plane_layer
 from tasks.scene_layouts import scene_layout
 from tasks.timeline import LEAD_S, scene_frames, scene_pcm
@@ -80,7 +81,7 @@ class ScenePlan:
     fade_frames: int
     #: Text that stays for the whole scene (title or caption), then the layout's states, bottom first.
     layers: tuple[Layer, ...]
-    #: Subtitles, each shown in its own frames; at most one shows at a time.
+    #: Captions (subtitles in the scene's caption style), each shown in its own frames; at most one at a time.
     cues: tuple[Layer, ...]
     #: The presenter: one layer per mouth or pulse, and which one each frame shows.
     avatar: tuple[Layer, ...]
@@ -192,6 +193,10 @@ class Look:
         panel = text_panel(cue.lines, size, (255, 255, 255), (0, 0, 0, 170), pad=size // 3)
         return panel, (width - panel.shape[1]) // 2, height - panel.shape[0] - int(height * 0.06)
 
+    def captions(self, style: CaptionStyle, narration: Narration, stage: Stage) -> list[CaptionPicture]:
+        """The scene's caption pictures in ``style``, each with its place and time, clear of ``stage``'s boxes."""
+        return caption_pictures(style, narration.words, narration.duration_s, stage)
+
     def avatar(self, sprite: np.ndarray, width: int, height: int, bar_h: int) -> tuple[int, int]:
         """Where the presenter stands: bottom right, on the progress bar."""
         sh, sw = sprite.shape[:2]
@@ -248,11 +253,14 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
     pcm = scene_pcm(narration, frame.frames, frame.fps)
     bar_h = look.bar_height(height)
     avatar, avatar_at = _avatar(context, narration, pcm, frame, look, bar_h)
+    presenter = box_of(avatar[0]) if avatar else None
+    stage = Stage(width, height, height - bar_h, tuple(box_of(layer) for layer in layers)
+                  + ((presenter,) if presenter else ()), presenter)
     return ScenePlan(
         width=width, height=height, fps=frame.fps, frames=frame.frames, backdrop=backdrop,
         previous_rgb=previous_rgb, previous_planes=previous_planes,
         fade_frames=max(1, round(FADE_S * frame.fps)) if previous_rgb is not None else 0,
-        layers=layers, cues=_cues(narration, frame, look), avatar=avatar, avatar_at=avatar_at,
+        layers=layers, cues=_cues(narration, frame, look, options.captions, stage), avatar=avatar, avatar_at=avatar_at,
         progress=frame.layer("progress", bar(width, bar_h, palette.accent), 0, height - bar_h),
         index=context.index, total=context.total, still_at=int(frame.frames * STILL_AT), pcm=pcm,
     )
@@ -271,12 +279,19 @@ def _layout(scene: Scene, narration: Narration, palette: Palette, frame: _Frame,
     return tuple(out)
 
 
-def _cues(narration: Narration, frame: _Frame, look: Look) -> tuple[Layer, ...]:
+def box_of(layer: Layer) -> Box:
+    """The rectangle ``layer`` covers at its place."""
+    h, w = layer.rgba.shape[:2]
+    return Box(layer.x, layer.y, w, h)
+
+
+def _cues(narration: Narration, frame: _Frame, look: Look, style: CaptionStyle, stage: Stage) -> tuple[Layer, ...]:
+    """One layer per caption picture, shown in the frames whose voice time lies in its seconds."""
     out = []
-    size, max_width = look.subtitle_fit(frame.width, frame.height)
-    for n, cue in enumerate(subtitle_cues(narration.words, narration.duration_s, size=size, max_width=max_width)):
-        rgba, x, y = look.subtitle(cue, frame.width, frame.height)
-        out.append(frame.layer(f"subtitle {n}", rgba, x, y, frame.speaking(cue.start_s, cue.end_s)))
+    for picture in look.captions(style, narration, stage):
+        frames = frame.speaking(picture.start_s, picture.end_s)
+        if frames:  # a word said between two frames shows in none
+            out.append(frame.layer(picture.name, picture.rgba, picture.x, picture.y, frames))
     return tuple(out)
 
 

@@ -154,3 +154,13 @@ def test_a_library_upgrade_changes_the_key(monkeypatch: pytest.MonkeyPatch) -> N
         monkeypatch.undo()
         cachekeys.forget()
     assert cachekeys.stage_code_digest("tasks.render") == before
+
+
+def test_render_key_changes_with_the_caption_style() -> None:
+    from tasks.cachekeys import DigestedInputs
+    from tasks.models import RenderOptions
+
+    def key(style: str | None) -> str:
+        return DigestedInputs().compute_key(None, {"options": RenderOptions(caption_style=style)}, {})
+
+    assert len({key(None), key("classic"), key("karaoke"), key("bold")}) == 4

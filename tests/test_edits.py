@@ -136,3 +136,10 @@ def test_rewritten_narration_is_the_users_not_the_writers(board: Storyboard) -> 
     out = apply_edits(written, {"scenes": {"s1": {"narration": "My own words here."}, "s2": {"caption": "Mine"}}})
     assert out.scene("s1").writer is None and out.scene("s1").sources is None
     assert out.scene("s2").writer == "llm" and out.scene("s2").sources == [2]  # same words, same writer
+
+
+def test_caption_style_is_an_edit(board: Storyboard) -> None:
+    out = apply_edits(board, "caption_style: karaoke\n")
+    assert out.caption_style == "karaoke" and board.caption_style is None
+    with pytest.raises(EditError, match="'caption_style'.*'loud'"):
+        parse_edits({"caption_style": "loud"})

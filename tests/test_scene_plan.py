@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tasks.layout import subtitle_cues
@@ -98,9 +100,8 @@ def test_draw_frame_is_a_function_of_the_index() -> None:
 
 def test_a_new_look_plugs_in_at_the_plan() -> None:
     class TopSubtitles(Look):
-        def subtitle(self, cue, width, height):
-            rgba, x, _ = super().subtitle(cue, width, height)
-            return rgba, x, 0
+        def captions(self, style, narration, stage):
+            return [replace(c, y=0) for c in super().captions(style, narration, stage)]
 
         def dim(self, kind):
             return 1.0

@@ -118,3 +118,14 @@ def test_runner_variables_keep_their_own_fields(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PAGEREEL_RUNNER__MAX_WORKERS", "0")
     with pytest.raises(ConfigurationError, match="runner.max_workers"):
         load_settings()
+
+
+def test_caption_style_is_a_setting_a_run_may_choose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.settings import check_run_overrides
+
+    monkeypatch.setenv("PAGEREEL_RENDER__CAPTION_STYLE", "karaoke")
+    assert load_settings().render.caption_style == "karaoke"
+    check_run_overrides({"render": {"caption_style": "bold", "resolution": 1080}})  # a deployment run may set them
+    monkeypatch.setenv("PAGEREEL_RENDER__CAPTION_STYLE", "loud")
+    with pytest.raises(ConfigurationError, match="render.caption_style='loud'"):
+        load_settings()

@@ -72,3 +72,28 @@ def test_batch_and_cache_commands_answer(tmp_path: Path) -> None:
     done = _pagereel(tmp_path, "cache", "clear")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("removed "), done.stdout
+
+
+def test_video_with_a_caption_style_and_a_resolution(prefect_api: str, tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    folder = client_folder(tmp_path, pictures=False)
+    done = _pagereel(folder, "video", "article.html", "--caption-style", "karaoke", "--resolution", "160p",
+                     "--workflow-id", "kara", "--json", PREFECT_API_URL=prefect_api)
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(done.stdout)
+    body = state["scenes"][1]
+    with av.open(state["video_path"]) as container:
+        stream = container.streams.video[0]
+        size = (stream.codec_context.width, stream.codec_context.height)
+        fps = float(stream.average_rate)
+        frames = [f.to_ndarray(format="rgb24") for k, f in enumerate(container.decode(video=0))
+                  if body["start_s"] + 0.5 <= k / fps < body["end_s"] - 0.3]
+    assert size == (284, 160)  # --resolution 160p: 160 high, 16:9
+    # Karaoke: the word being said is yellow in the lower half (above the progress bar, also yellow).
+    lit = [int(((f[80:150, :, 0] > 170) & (f[80:150, :, 2] < 110) & (f[80:150, :, 1] > 140)).sum()) for f in frames]
+    assert max(lit) > 3, lit
+    assert np.count_nonzero(lit) > len(lit) // 3  # a word is lit most of the time something is said
+    bad = _pagereel(folder, "video", "article.html", "--caption-style", "loud", "--dry-run")
+    assert bad.returncode == 1 and "caption_style" in bad.stderr.strip().splitlines()[-1]

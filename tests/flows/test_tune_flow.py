@@ -16,6 +16,7 @@ from flows.settings import load_settings
 from flows.tune_flow import _render, choose, luma_frames, mean_ssim, reference_clip, run_tune
 from flows.video_flow import app as video_app
 from tasks.errors import ConfigurationError, PagereelError
+from tasks.models import RenderOptions
 from tests.conftest import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +40,8 @@ def test_tuning_writes_a_profile_whose_video_meets_the_floor(small_tuning: Path,
     settings = load_settings()
     profile = load_profile(settings, "small")
     assert Path(result.profile_path) == small_tuning / ".pagereel" / "profiles" / "small.json"
-    assert set(profile.render) == {"crf", "preset", "keyframe_interval", "threads"}
+    assert set(profile.render) == {"crf", "preset", "keyframe_interval", "threads", "resolution"}
+    assert profile.render["resolution"] == settings.tuning.resolution  # what it was tuned at
     assert profile.study["ssim"] >= 0.95 and profile.study["trials"] == 4
     assert profile.study["trial"] in {p["trial"] for p in profile.study["pareto_front"]}
 
@@ -138,3 +140,20 @@ def test_unknown_or_broken_profiles_are_refused_clearly(pagereel_env: Path) -> N
 def test_storage_passwords_never_reach_the_profile() -> None:
     assert redacted("postgresql://tuner:s3cret@db:5432/optuna") == "postgresql://tuner:***@db:5432/optuna"
     assert redacted("redis://127.0.0.1:6400/12") == "redis://127.0.0.1:6400/12"
+
+
+def test_1080p_is_a_quality_preset_whose_encoder_settings_every_1080p_run_takes(pagereel_env: Path) -> None:
+    from flows.profiles import BUILTIN_PROFILES
+
+    hd = BUILTIN_PROFILES["1080p"].render
+    preset = apply_profile(load_settings(profile="1080p")).render
+    assert preset.resolution == 1080 and preset.size == (1920, 1080)
+    assert (preset.preset, preset.crf, preset.keyframe_interval) == (hd["preset"], hd["crf"], hd["keyframe_interval"])
+    # A run asking for 1080 names no profile and still gets the encoder settings chosen for 1080p...
+    auto = apply_profile(load_settings(render={"resolution": 1080, "aspect": "9:16", "preset": "fast"})).render
+    assert auto.size == (1080, 1920) and auto.crf == hd["crf"] != RenderOptions().crf
+    assert auto.preset == "fast"  # ...under what it pinned
+    assert apply_profile(load_settings()).render == load_settings().render  # 720p: nothing changes
+    # A tuned profile of the same name takes the built-in one's place.
+    write_profile(load_settings(), RenderProfile(name="1080p", render={"crf": 26, "resolution": 1080}))
+    assert apply_profile(load_settings(render={"resolution": 1080})).render.crf == 26
