@@ -39,6 +39,8 @@ PAGES_DIR = ROOT.parent / "shared" / "samples" / "pages"
 SAMPLE_PAGES: list[str] = sorted(p.name for p in PAGES_DIR.glob("*.html"))
 #: The page that redirects and flaky routes end on.
 ARTICLE_PAGE = "harbour-lights.html"
+#: Own pages in English that many other tests already render: their whole-video runs are in ``make soak``.
+WELL_TRODDEN = frozenset({"garden-sensor.html", "harbour-lights.html", "short-note.html", "sourdough-steps.html"})
 CORPUS_MISSING = f"extra corpus of saved real pages not present ({PAGES_DIR}): its tests are skipped"
 
 
@@ -55,6 +57,16 @@ def corpus_params() -> list[object]:
     if SAMPLE_PAGES:
         return list(SAMPLE_PAGES)
     return [pytest.param("absent", marks=pytest.mark.skip(reason=CORPUS_MISSING))]
+
+
+def own_page_params() -> list[object]:
+    """The own pages as parameters, the well-trodden English ones marked ``slow``."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in WELL_TRODDEN else n for n in OWN_PAGES]
+
+
+def slow_corpus_params() -> list[object]:
+    """:func:`corpus_params` marked ``slow``: a whole video per saved page belongs to ``make soak``."""
+    return [p if not isinstance(p, str) else pytest.param(p, marks=pytest.mark.slow) for p in corpus_params()]
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -23,7 +23,7 @@ from tasks.scene_layouts import (
     scene_layout,
 )
 from tasks.scene_plan import frame_at, plan_scene
-from tests.conftest import CORPUS_MISSING, OWN_PAGES_DIR, PAGES_DIR, corpus_params
+from tests.conftest import CORPUS_MISSING, OWN_PAGES_DIR, PAGES_DIR, own_page_params, slow_corpus_params
 from tests.test_render import SMALL, decode, solid_picture, speech
 
 pytestmark = pytest.mark.integration
@@ -159,14 +159,13 @@ def names_at(plan, k: int) -> set[str]:
     return {shown.layer.name for shown in frame_at(plan, k).layers}
 
 
-def test_own_pages_without_pictures_show_a_layout_most_of_the_time() -> None:
-    options = RenderOptions(resolution=144, fps=15)
-    for path in sorted(Path(OWN_PAGES_DIR).glob("*.html")):
-        result = page_share(path, options)
-        assert result is None or result.share <= 0.2, (path.name, result)
+@pytest.mark.parametrize("name", own_page_params())
+def test_own_pages_without_pictures_show_a_layout_most_of_the_time(name: str) -> None:
+    result = page_share(Path(OWN_PAGES_DIR) / name, RenderOptions(resolution=144, fps=15))
+    assert result is None or result.share <= 0.2, (name, result)
 
 
-@pytest.mark.parametrize("name", corpus_params())
+@pytest.mark.parametrize("name", slow_corpus_params())
 def test_saved_pages_without_pictures_show_a_layout_most_of_the_time(name: str) -> None:
     if not PAGES_DIR.is_dir():
         pytest.skip(CORPUS_MISSING)

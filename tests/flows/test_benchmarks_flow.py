@@ -18,6 +18,7 @@ def test_e2e_child_makes_a_video_and_reports_its_memory(prefect_api, pagereel_en
     assert "render" in report["stages"]
 
 
+@pytest.mark.slow  # a Dask cluster and a batch: `make soak`
 def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, http_server) -> None:
     urls = [http_server.url(f"/pages/{name}") for name in ("garden-sensor.html", "photo-essay.html")]
     report = scale.child(urls, 1, 10.0, TINY)

@@ -123,6 +123,7 @@ def test_a_run_writes_to_s3_and_a_killed_rerun_leaves_it_whole(s3, http_server, 
     assert objects(s3, "runs/on-s3") == first  # no partial object, nothing of the killed run
 
 
+@pytest.mark.slow  # a single run to S3 (above) runs on every `make test`; a Dask batch in `make soak`
 def test_a_dask_batch_writes_every_video_to_s3(s3, http_server, pagereel_env: Path, prefect_api: str) -> None:
     urls = [http_server.url("/pages/lemire.me.json.html"), http_server.url("/pages/phys.org.tool.html")]
     env = {**os.environ, **SMALL, "PAGEREEL_RUNNER__MAX_WORKERS": "1", "PREFECT_API_URL": prefect_api,

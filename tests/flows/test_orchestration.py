@@ -36,7 +36,10 @@ def frame_count(path: str) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-@pytest.mark.parametrize("kind", ["thread", "process", "dask", "ray"])
+# The process and Dask runners are also run from the command line by test_cli_runners.py on every
+# `make test`; here they run in `make soak`.
+@pytest.mark.parametrize("kind", ["thread", pytest.param("process", marks=pytest.mark.slow),
+                                  pytest.param("dask", marks=pytest.mark.slow), "ray"])
 def test_every_runner_gives_the_same_video(http_server, tiny_video, monkeypatch, kind: str) -> None:
     url = http_server.url("/pages/garden-sensor.html")
     reference = run_video(url, workflow_id="ref", overrides={"runner": {"kind": "thread"}})

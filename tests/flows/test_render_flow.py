@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from flows.video_flow import app, video_flow
 from tasks.models import WorkflowState
-from tests.conftest import OWN_PAGES, corpus_params
+from tests.conftest import own_page_params, slow_corpus_params
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_api", "pagereel_env")]
@@ -81,14 +81,14 @@ def check_outputs(state: WorkflowState) -> dict:
     return info
 
 
-@pytest.mark.parametrize("name", OWN_PAGES)
+@pytest.mark.parametrize("name", own_page_params())
 def test_every_own_page_becomes_a_video(http_server, small_video, name: str) -> None:
     state = video_flow(http_server.url(f"/pages/{name}"), workflow_id=name.removesuffix(".html"))
     info = check_outputs(state)
     assert (info["width"], info["height"]) == (256, 144)
 
 
-@pytest.mark.parametrize("name", corpus_params())
+@pytest.mark.parametrize("name", slow_corpus_params())
 def test_every_saved_real_page_becomes_a_video(http_server, small_video, name: str) -> None:
     state = video_flow(http_server.url(f"/pages/{name}"), workflow_id=name.removesuffix(".html"))
     check_outputs(state)
