@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.layout import Cue, fit_text, is_rtl, subtitle_cues, text_panel, text_width
+from tasks.layout import Cue, break_units, fit_text, is_rtl, is_wide, subtitle_cues, text_panel, text_width
 from tasks.models import CaptionStyle, WordTiming
 
 log = logging.getLogger("pagereel.captions")
@@ -35,6 +35,9 @@ HIGHLIGHT = (255, 214, 10)
 #: Most words a bold caption shows at once, and most characters (longer runs show fewer words).
 BOLD_WORDS = 3
 BOLD_CHARS = 18
+#: Most characters of a bold chunk in a script written without spaces (each is about two letters wide).
+BOLD_WIDE_CHARS = 8
+_WIDE_STOPS = ("，", "。", "！", "？", "、", "；", "：")
 #: Sizes tried, largest first, when the wanted one leaves no free place near where the captions go;
 #: text smaller than the readable ones only where no place at all is free for those.
 _SHRINK = (1.0, 0.85, 0.7)
@@ -292,7 +295,11 @@ def bold_chunks(words: list[WordTiming]) -> list[list[WordTiming]]:
     """Runs of one to three words, ending at punctuation, of at most about 18 characters."""
     chunks: list[list[WordTiming]] = []
     run: list[WordTiming] = []
-    for w in words:
+    for w in (piece for word in words for piece in _wide_pieces(word)):
+        if any(is_wide(ch) for ch in w.word):  # no spaces to join by: a piece of such a script shows alone
+            chunks += [run, [w]] if run else [[w]]
+            run = []
+            continue
         if run and (len(run) == BOLD_WORDS or len(" ".join(x.word for x in [*run, w])) > BOLD_CHARS):
             chunks.append(run)
             run = []
@@ -303,6 +310,29 @@ def bold_chunks(words: list[WordTiming]) -> list[list[WordTiming]]:
     if run:
         chunks.append(run)
     return chunks
+
+
+def _wide_pieces(word: WordTiming) -> list[WordTiming]:
+    """A long run of Chinese or Japanese (a voice may time a whole clause as one word) cut at the places a
+    line may break, at most :data:`BOLD_WIDE_CHARS` characters each, its time shared by length."""
+    if len(word.word) <= BOLD_WIDE_CHARS or not any(is_wide(ch) for ch in word.word):
+        return [word]
+    pieces: list[str] = []
+    closed = True
+    for unit, _ in break_units(word.word):
+        if not closed and len(pieces[-1]) + len(unit) <= BOLD_WIDE_CHARS:
+            pieces[-1] += unit
+        else:
+            pieces.append(unit)
+        closed = unit.endswith(_WIDE_STOPS)  # a piece ends at a comma or a stop where it can
+    total = sum(len(p) for p in pieces)
+    out: list[WordTiming] = []
+    t = word.t0
+    for piece in pieces:
+        end = t + (word.t1 - word.t0) * len(piece) / total
+        out.append(WordTiming(word=piece, t0=round(t, 3), t1=round(end, 3)))
+        t = end
+    return out
 
 
 def _outline(size: int) -> int:

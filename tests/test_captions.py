@@ -202,3 +202,17 @@ def test_a_bold_frame_shows_only_words_of_the_cue_being_said() -> None:
         assert {w.word for w in bold_chunks(said)[int(i)]} <= set(cue.text.split())
         checked += 1
     assert checked >= 10
+
+
+def test_bold_cuts_a_clause_of_chinese_timed_as_one_word_into_short_pieces_in_order() -> None:
+    from tasks.captions import BOLD_WIDE_CHARS
+    from tasks.models import WordTiming
+
+    clause = "后来，几位在城里打工的年轻人回到家乡，成立了茶叶合作社，统一收购鲜叶。"
+    chunks = bold_chunks([WordTiming(word=clause, t0=1.0, t1=7.0)])
+    pieces = [w for chunk in chunks for w in chunk]
+    assert all(len(chunk) == 1 for chunk in chunks)  # no space-joined pieces
+    assert "".join(w.word for w in pieces) == clause  # nothing lost, nothing added
+    assert all(len(w.word) <= BOLD_WIDE_CHARS for w in pieces)
+    assert pieces[0].t0 == 1.0 and abs(pieces[-1].t1 - 7.0) < 1e-3
+    assert all(abs(a.t1 - b.t0) < 1e-3 for a, b in zip(pieces, pieces[1:], strict=False))
