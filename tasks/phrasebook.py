@@ -62,3 +62,16 @@ def closing_line(lang: str | None, site: str | None, byline: str | None) -> str:
 
 def byline_caption(lang: str | None, byline: str) -> str:
     return phrases(lang)["byline"].format(byline=byline)
+
+
+#: The closing card's caption when the page names no site and has no host (a local file): "Source".
+SOURCE_WORD: dict[str, str] = {
+    "en": "Source", "es": "Fuente", "pt": "Fonte", "fr": "Source", "de": "Quelle", "it": "Fonte", "nl": "Bron",
+    "ru": "Источник", "zh": "来源", "ja": "出典", "ko": "출처", "ar": "المصدر", "hi": "स्रोत",
+}
+
+
+def source_word(lang: str | None) -> str:
+    """"Source" in ``lang`` (English where the language is not listed)."""
+    return SOURCE_WORD.get((lang or "en").split("-")[0].lower(), SOURCE_WORD["en"])
+

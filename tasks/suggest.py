@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from kernels.textrank import rank_sentences
 from tasks.errors import ExtractionError
 from tasks.models import NARRATION_MAX_CHARS, Article, Scene, Storyboard, StoryboardOptions
-from tasks.phrasebook import byline_caption, closing_line
+from tasks.phrasebook import byline_caption, closing_line, source_word
 from tasks.text import (
     LETTER,
     TERMINAL,
@@ -577,7 +577,7 @@ def closing_scene_of(article: Article, wpm: float, lang: str | None = None) -> S
         id="closing",
         kind="closing",
         narration=narration,
-        caption=(host or site or "Source")[:120],
+        caption=(host or site or source_word(lang or article.lang))[:120],
         hint_s=max(3.0, estimate_seconds(narration, wpm, lang or article.lang)),
     )
 

@@ -129,3 +129,12 @@ def test_chinese_subtitles_end_at_clause_ends_and_fit_the_frame() -> None:
         assert cue.text[-1] in "，。", cue.text  # a clause or a sentence, whole
         assert 1 <= len(cue.lines) <= 2 and all(text_width(line, 14) <= 221 for line in cue.lines)
     assert [c.start_s for c in cues] == sorted(c.start_s for c in cues) and cues[-1].end_s == 12.0
+
+
+def test_a_closing_card_without_a_site_says_source_in_the_article_language() -> None:
+    from tasks.suggest import closing_scene_of
+
+    art = article(PAGES["zh"][0]).model_copy(update={"source_url": "file:///tmp/page.html", "site_name": None})
+    assert closing_scene_of(art, 160.0).caption == "来源"
+    english = art.model_copy(update={"lang": "en"})
+    assert closing_scene_of(english, 160.0).caption == "Source"
