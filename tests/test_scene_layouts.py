@@ -23,7 +23,7 @@ from tasks.scene_layouts import (
     scene_layout,
 )
 from tasks.scene_plan import frame_at, plan_scene
-from tests.conftest import CORPUS_MISSING, OWN_PAGES_DIR, PAGES_DIR, own_page_params, slow_corpus_params
+from tests.conftest import CORPUS_MISSING, OWN_PAGES, OWN_PAGES_DIR, PAGES_DIR, slow_corpus_params
 from tests.test_render import SMALL, decode, solid_picture, speech
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,13 @@ def names_at(plan, k: int) -> set[str]:
     return {shown.layer.name for shown in frame_at(plan, k).layers}
 
 
-@pytest.mark.parametrize("name", own_page_params())
+#: One page per kind of script and structure runs on every `make test`; `make soak` and
+#: `benchmarks/layouts.py` cover the rest.
+LAYOUT_PAGES = frozenset({"photo-essay.html", "sourdough-steps.html", "zh-tea-terraces.html", "bergwald.html"})
+
+
+@pytest.mark.parametrize("name", [n if n in LAYOUT_PAGES else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in OWN_PAGES])
 def test_own_pages_without_pictures_show_a_layout_most_of_the_time(name: str) -> None:
     result = page_share(Path(OWN_PAGES_DIR) / name, RenderOptions(resolution=144, fps=15))
     assert result is None or result.share <= 0.2, (name, result)
