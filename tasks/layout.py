@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +65,21 @@ def font(size: int, text: str = "") -> ImageFont.FreeTypeFont:
 
 @functools.lru_cache(maxsize=8192)
 def text_width(text: str, size: int) -> float:
-    """How wide ``text`` is drawn at ``size`` pixels, shaped, in whichever faces draw its characters."""
-    return sum(fonts.load(face, size).getlength(run) for face, run in fonts.runs(text))
+    """How wide ``text`` is drawn at ``size`` pixels, shaped, in whichever faces draw its characters.
+
+    A character no installed face draws still takes its place (a full em when wide, else about half):
+    subtitle files are drawn by the viewer's player, so where cues break must not depend on this
+    machine's fonts.
+    """
+    runs = fonts.runs(text)
+    width = sum(fonts.load(face, size).getlength(run) for face, run in runs)
+    drawn = sum(len(run) for _, run in runs)
+    if drawn < len(text):
+        kept = Counter("".join(run for _, run in runs))
+        for ch, n in (Counter(text) - kept).items():
+            if not ch.isspace() and unicodedata.category(ch) != "Cf":
+                width += n * (size if is_wide(ch) else 0.55 * size)
+    return width
 
 
 def wrap(text: str, max_chars: int) -> list[str]:
