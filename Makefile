@@ -34,8 +34,12 @@ fonts:
 demo: setup
 	$(PY) -m flows.video_flow examples/article.html --workflow-id demo --avatar ada
 
+# Three processes: the suite mostly waits on Prefect servers, encoders and child processes, so a 2-core
+# machine runs three at once in about half the time. Each process has its own Prefect home, API server
+# and Redis; tests take free ports. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 3
 test: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist worksteal
 
 # Long runs that prove the system holds up (30 videos, a Redis restart): minutes, not part of `make test`.
 soak: setup
