@@ -15,6 +15,7 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,10 @@ def _resolve_from(node: ast.ImportFrom, module: str, is_package: bool) -> str:
     return ".".join([*base, node.module] if node.module else base)
 
 
+#: Narration tasks key their results in parallel threads; one parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
 @functools.cache
 def imports_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
     """(first-party modules, other top-level packages) that module ``name`` imports anywhere in its source.
@@ -74,7 +79,8 @@ def imports_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
     path = _module_path(name)
     if path is None:
         return frozenset(), frozenset()
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+    with _PARSE_LOCK:  # CPython 3.11's parser is not safe in threads at once (gh-106905's SystemError)
+        tree = ast.parse(path.read_bytes(), filename=str(path))
     is_package = path.name == "__init__.py"
     names: set[str] = set()
     for node in ast.walk(tree):
