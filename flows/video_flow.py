@@ -226,7 +226,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     shared = _scene_inputs(storyboard, settings)
     render = shared.render
     scenes = storyboard.scenes
-    # Big buffers (segments, PCM and their serialized copies) are handed back to the system when freed.
+    # Big buffers (segments, PCM and the copies written and read back) are handed back to the system when freed.
     tune_allocator()
     ahead = _scenes_ahead(settings)
     storage = tasks["render"].result_storage  # where narrate and render keep their results, and blobs
@@ -325,7 +325,7 @@ def _scenes_ahead(settings: Settings) -> int:
     """How many scenes are submitted ahead of the one being collected.
 
     Not all at once: a finished narration or segment waits in memory until it is collected, and each one
-    in flight holds its scene's bytes several times over (encoder output, persisted result, the copy read
+    in flight holds its scene's bytes several times over (encoder output, the blob written, the copy read
     back). One more than the workers keeps a local worker busy while the next scene is collected; a
     cluster's workers get twice as many.
     """
