@@ -109,18 +109,32 @@ def put(storage: Any, data: bytes) -> tuple[str, int]:
         finally:
             close_redis_client(client)
     else:
+        # Written again even when there: a damaged blob is healed by the task that makes its bytes again.
         path = _local_path(storage, digest)
-        if not (path.is_file() and path.stat().st_size == len(data)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{digest[:16]}.", suffix=".part", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)  # whole or not at all, whoever else writes the same digest
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{digest[:16]}.", suffix=".part", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)  # whole or not at all, whoever else writes the same digest
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return digest, len(data)
+
+
+def _drop(storage: Any, digest: str) -> None:
+    """Delete the blob ``digest``: its bytes are not the ones it names, so the records naming it become misses."""
+    if _is_redis(storage):
+        from prefect_redis.connection import close_redis_client
+
+        client = storage.get_client()
+        try:
+            client.delete(REDIS_PREFIX + digest)
+        finally:
+            close_redis_client(client)
+    else:
+        _local_path(storage, digest).unlink(missing_ok=True)
 
 
 def exists(storage: Any, digest: str) -> bool:
@@ -168,7 +182,10 @@ def copy_to(storage: Any, digest: str, size: int, out: IO[bytes]) -> None:
             break
         out.write(piece)
     if got != size or h.hexdigest() != digest:
-        raise BlobMissing(f"the stored bytes {digest[:16]} are gone or changed ({got:,} of {size:,} bytes read)")
+        if got:
+            _drop(storage, digest)
+        raise BlobMissing(f"the stored bytes {digest[:16]} are gone or damaged ({got:,} of {size:,} bytes read); "
+                          "they were deleted, and a new run makes them again")
 
 
 def read(storage: Any, digest: str, size: int) -> bytes:

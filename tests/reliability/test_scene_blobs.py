@@ -134,8 +134,10 @@ def test_blobs_are_checked_when_read_and_cleared_with_the_cache(store: redis.Red
         store.set(blobs.REDIS_PREFIX + digest, forged)
     else:
         (settings.cache.dir / blobs.BLOB_DIR / digest).write_bytes(forged)
-    with pytest.raises(blobs.BlobMissing):
+    with pytest.raises(blobs.BlobMissing, match="damaged"):
         blobs.read(storage, digest, size)
+    assert not blobs.exists(storage, digest)  # so a record naming it is a miss, and the bytes are made again
+    assert blobs.put(storage, data) == (digest, size)
     with pytest.raises(blobs.BlobMissing):
         blobs.read(storage, hashlib.sha256(b"never stored").hexdigest(), 12)
     cache.clear_cache(settings)
