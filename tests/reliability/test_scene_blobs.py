@@ -7,6 +7,7 @@ import json
 import logging
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import redis
@@ -160,3 +161,31 @@ def test_bytes_travel_in_the_records_when_the_flow_cannot_see_the_workers_store(
     segment = render_scene_kept(_scene(SHORT), narration, OPTIONS, blobs=True)
     assert isinstance(segment, Segment)
     assert json.loads(segment.model_dump_json())["mp4"]  # base64 in the record, as before
+
+
+@pytest.mark.slow
+def test_workers_of_a_remote_cluster_keep_the_bytes_in_redis_for_the_flow(http_server, redis_db: redis.Redis,
+                                                                          prefect_api: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask cluster the flow only knows by its address writes blobs to Redis, where the flow reads them."""
+    from distributed import LocalCluster
+
+    from flows.video_flow import run_video
+    from tests.reliability.helpers import ARTICLE, SMALL_VIDEO, assert_valid_video
+
+    for name, value in SMALL_VIDEO.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)  # the workers report to this session's API
+    url = http_server.url(ARTICLE)
+    reference = run_video(url, workflow_id="ref")
+    redis_db.flushdb()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        state = run_video(url, workflow_id="remote",
+                          overrides={"runner": {"kind": "dask", "address": cluster.scheduler_address}})
+    assert "runner:dask" in state.optimizations_used and "cache:redis" in state.optimizations_used
+    assert_valid_video(Path(state.video_path).parent)
+    assert state.scenes == reference.scenes
+    stored = {k.decode() for k in redis_db.scan_iter(match=blobs.REDIS_PREFIX + "*")}
+    assert len(stored) >= 2 * len(state.scenes)  # every scene's PCM and MP4
+    with av.open(state.video_path) as remote, av.open(reference.video_path) as local:
+        assert remote.duration == local.duration
