@@ -18,7 +18,8 @@ most 0.4x its length.
 ``--memory`` makes a 10-minute and a 60-minute video of one generated article (long enough for an
 hour of narration; written here, not taken from any site) at 720p and prints their peak resident
 memory side by side. Target: the 60-minute one under 1.2x the 10-minute one (segments, narration
-PCM and the sound track are spooled to disk, so nothing held grows with the video's length).
+PCM and the sound track are spooled to disk, and a scene's bytes are blobs beside its small cached
+record, so nothing held grows with the video's length or its scenes').
 """
 
 from __future__ import annotations

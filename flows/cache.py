@@ -428,6 +428,21 @@ def _forget_index(settings: Settings, url: str | None, redis_live: bool) -> set[
     return keys
 
 
+def _clear_blobs(settings: Settings, redis_live: bool) -> None:
+    """Delete every stored scene's bytes (:mod:`tasks.blobs`): locally and, when live, in Redis."""
+    from tasks import blobs
+
+    blobs.clear_local(_local_dir(settings))
+    if redis_live and settings.cache.redis_url:
+        client = _redis_client(settings.cache.redis_url)
+        try:
+            names = list(client.scan_iter(match=blobs.REDIS_PREFIX + "*", count=1000))
+            for start in range(0, len(names), 500):
+                client.delete(*names[start:start + 500])
+        finally:
+            client.close()
+
+
 def clear_cache(settings: Settings, url: str | None = None) -> int:
     """Delete cached results and return how many were removed.
 
@@ -435,6 +450,8 @@ def clear_cache(settings: Settings, url: str | None = None) -> int:
     in the Redis database (other keys in that database are left alone). With ``url``: the
     results recorded for it by :func:`remember_keys`, and its fetched page (so the next run
     fetches it again; results derived from unchanged content are reused, being content-addressed).
+    Without ``url`` the scenes' stored bytes (:mod:`tasks.blobs`) go too; with it they stay, as other
+    URLs' results may name the same bytes (a result whose bytes are gone is computed again).
     """
     redis_url = settings.cache.redis_url
     redis_live = bool(redis_url) and _redis_is_live(settings)
@@ -446,6 +463,7 @@ def clear_cache(settings: Settings, url: str | None = None) -> int:
             keys.add(key)
     else:
         _forget_index(settings, None, redis_live)
+        _clear_blobs(settings, redis_live)
     removed = _clear_local(_local_dir(settings), keys)
     if redis_live and redis_url:
         removed += _clear_redis(redis_url, keys)

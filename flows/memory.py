@@ -1,7 +1,7 @@
 """Keeping a long video's resident memory flat: glibc's allocator told to give big buffers back.
 
 A scene in flight holds a few buffers the size of its segment or narration (the encoder's
-output, the persisted result's JSON, the copy read back), and an hour's scenes are five times
+output, the blob written, the copy read back), and an hour's scenes are five times
 as long as ten minutes'. glibc raises its mmap threshold to the largest block freed so far
 (up to 32 MiB), so after the first long scene such buffers come from the heap, and a heap
 keeps what it freed: resident memory grows with the scene length, and one arena per thread

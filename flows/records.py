@@ -26,6 +26,9 @@ from prefect_redis import RedisDatabase
 from prefect_redis.connection import close_redis_client
 from pydantic import BaseModel
 
+from tasks import blobs
+from tasks.blobs import BLOB_MODELS
+
 log = logging.getLogger("pagereel.records")
 
 #: The only serializer a record may name: Prefect's JSON serializer exactly as pagereel's tasks configure it.
@@ -41,8 +44,11 @@ class UntrustedRecord(ValueError):
     """A cached result record that pagereel refuses to read (a ValueError, which Prefect treats as a miss)."""
 
 
-def check_record(content: bytes | None, key: str) -> None:
-    """Raise :class:`UntrustedRecord` unless ``content`` is a result record pagereel wrote for ``key``."""
+def check_record(content: bytes | None, key: str) -> list[str]:
+    """Raise :class:`UntrustedRecord` unless ``content`` is a result record pagereel wrote for ``key``.
+
+    Returns the digests of the blobs (:mod:`tasks.blobs`) the record names, for its storage to find.
+    """
     if content is None:
         raise UntrustedRecord("no such record")
     if len(content) > MAX_RECORD_BYTES:
@@ -62,11 +68,12 @@ def check_record(content: bytes | None, key: str) -> None:
         raise UntrustedRecord(f"it says it belongs to key {stored!r}")
     if not isinstance(record["result"], str):
         raise UntrustedRecord("its result is not JSON text")
-    _check_types(_json(record["result"].encode(), "its result"))
+    blobs = _check_types(_json(record["result"].encode(), "its result"))
     try:
         ResultRecord.deserialize(content)
     except Exception as exc:  # noqa: BLE001 - whatever fails to validate is a miss, never a crash
         raise UntrustedRecord(f"it does not validate: {' '.join(str(exc).split())[:300]}") from None
+    return blobs
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -76,9 +83,12 @@ def _json(data: bytes, what: str) -> Any:
         raise UntrustedRecord(f"{what} is not valid JSON ({type(exc).__name__})") from None
 
 
-def _check_types(payload: Any) -> None:
-    """Every ``"__class__"`` must name a pydantic model of pagereel's ``tasks`` package; no exceptions."""
-    stack = [payload]
+def _check_types(payload: Any) -> list[str]:
+    """Every ``"__class__"`` must name a pydantic model of pagereel's ``tasks`` package; no exceptions.
+
+    Returns the digests the stored narrations and segments among them name.
+    """
+    stack, blobs = [payload], []
     while stack:
         item = stack.pop()
         if isinstance(item, list):
@@ -88,7 +98,24 @@ def _check_types(payload: Any) -> None:
                 raise UntrustedRecord("it holds an exception, which pagereel never caches")
             if "__class__" in item:
                 _trusted_model(item["__class__"])
+                if item["__class__"] in BLOB_MODELS:
+                    blobs.append(_blob_digest(item))
             stack.extend(item.values())
+    return blobs
+
+
+def _blob_digest(item: dict[str, Any]) -> str:
+    data = item.get("data")
+    digest = data.get("sha256") if isinstance(data, dict) else None
+    if not isinstance(digest, str):
+        raise UntrustedRecord(f"its {item['__class__']} names no stored bytes")
+    return digest
+
+
+def _check_blobs(storage: Any, digests: list[str]) -> None:
+    for digest in digests:
+        if not blobs.exists(storage, digest):
+            raise UntrustedRecord(f"the bytes it names ({digest[:16]}) are no longer stored")
 
 
 def _trusted_model(name: Any) -> None:
@@ -123,7 +150,7 @@ class CheckedLocalFileSystem(LocalFileSystem):
 
     def _vetted(self, path: str, content: bytes) -> bytes:
         try:
-            check_record(content, path)
+            _check_blobs(self, check_record(content, path))
         except UntrustedRecord as exc:
             file = Path(self._resolve_path(path))
             try:
@@ -150,7 +177,7 @@ class CheckedRedisDatabase(RedisDatabase):
 
     def _vetted(self, path: str, content: bytes | None) -> bytes:
         try:
-            check_record(content, path)
+            _check_blobs(self, check_record(content, path))
         except UntrustedRecord as exc:
             if content is None:
                 raise

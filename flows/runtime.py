@@ -16,6 +16,7 @@ from prefect.filesystems import LocalFileSystem
 
 from flows import metrics as run_metrics
 from flows.settings import Settings
+from tasks.blobs import StoredSegment
 from tasks.models import Segment, WorkflowMetrics
 
 log = logging.getLogger("pagereel.runtime")
@@ -211,7 +212,7 @@ class RunRecorder:
         run_metrics.observe_stage(stage, self.runner, self._collected.pop(stage, 0.0))
 
     def _count_output(self, result: Any) -> None:
-        if isinstance(result, Segment):
+        if isinstance(result, Segment | StoredSegment):
             run_metrics.count_rendered(self.runner, result.frames, result.duration_s)
 
     def wrote(self, stage: str, *paths: str | Path | None) -> None:

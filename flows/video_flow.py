@@ -226,15 +226,17 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     shared = _scene_inputs(storyboard, settings)
     render = shared.render
     scenes = storyboard.scenes
-    # Big buffers (segments, PCM and their serialized copies) are handed back to the system when freed.
+    # Big buffers (segments, PCM and the copies written and read back) are handed back to the system when freed.
     tune_allocator()
     ahead = _scenes_ahead(settings)
+    storage = tasks["render"].result_storage  # where narrate and render keep their results, and blobs
+    blobs = _blobs_reachable(settings, storage)
     pending = _submit_pictures(storyboard, settings, tasks["picture"])
 
     def narrate(scene: Any) -> Any:
         return tasks["narrate"].submit(scene, voice=shared.voice, rate_wpm=render.speech_rate_wpm,
                                        sample_rate=OUTPUT_SAMPLE_RATE, loudness_lufs=render.loudness_lufs,
-                                       peak_dbfs=render.peak_dbfs, speech=shared.speech)
+                                       peak_dbfs=render.peak_dbfs, speech=shared.speech, blobs=blobs)
 
     narrations = {i: narrate(scene) for i, scene in enumerate(scenes[:ahead])}
     # Pictures are settled first: one that cannot be had leaves its scene on a themed backdrop.
@@ -248,12 +250,12 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
                                previous_kind=before.kind if before else None, avatar=shared.avatar,
                                avatar_digest=shared.avatar_digest, avatar_png=shared.avatar_png)
         return tasks["render"].submit(scene, narrations[i], render, pictures.get(scene.image or ""),
-                                      pictures.get(before.image or "") if before else None, context)
+                                      pictures.get(before.image or "") if before else None, context, blobs=blobs)
 
     segments = {i: submit(i) for i in range(min(ahead, len(scenes)))}
-    # In order, each result goes to a spool file beside the outputs and its future is let go: memory holds
-    # a few scenes' bytes, however long the video.
-    with Spool(folder) as spool:
+    # In order, each result goes to a spool file beside the outputs (stored bytes are copied a piece at a
+    # time) and its future is let go: memory holds a few scenes' bytes, however long the video.
+    with Spool(folder, storage) as spool:
         spooled_narrations, spooled_segments = [], []
         for i in range(len(scenes)):
             if i + ahead < len(scenes):
@@ -305,11 +307,25 @@ def _scene_inputs(storyboard: Storyboard, settings: Settings) -> _SceneInputs:
                         avatar_digest=hashlib.sha256(png).hexdigest() if png else None, avatar_png=png)
 
 
+def _blobs_reachable(settings: Settings, storage: Any) -> bool:
+    """Whether scenes keep their bytes in the result storage as blobs (:mod:`tasks.blobs`), not in their records.
+
+    Yes when this process can read what a worker stores: results in Redis, or workers on this machine (a
+    local runner, or a cluster started here). Workers elsewhere with a local result folder each write to
+    their own disk, so their bytes travel in the records.
+    """
+    from flows.records import CheckedRedisDatabase
+
+    runner = settings.runner
+    local = runner.kind in ("thread", "process") or not runner.address
+    return storage is not None and (local or isinstance(storage, CheckedRedisDatabase))
+
+
 def _scenes_ahead(settings: Settings) -> int:
     """How many scenes are submitted ahead of the one being collected.
 
     Not all at once: a finished narration or segment waits in memory until it is collected, and each one
-    in flight holds its scene's bytes several times over (encoder output, persisted result, the copy read
+    in flight holds its scene's bytes several times over (encoder output, the blob written, the copy read
     back). One more than the workers keeps a local worker busy while the next scene is collected; a
     cluster's workers get twice as many.
     """

@@ -17,6 +17,7 @@ import unicodedata
 import numpy as np
 
 from kernels.loudness import normalize_loudness
+from tasks.blobs import StoredNarration, run_storage, stored_narration
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene, SpeechOptions, WordTiming
 from tasks.pcm import resample
@@ -87,10 +88,16 @@ def narrate(
 
 def narrate_scene(scene: Scene, *, voice: str, rate_wpm: int, sample_rate: int = 48000,
                   loudness_lufs: float | None = -16.0, peak_dbfs: float = -1.0,
-                  speech: SpeechOptions | None = None) -> Narration:
-    """Narrate one scene of the storyboard."""
-    return narrate(scene.narration, scene_id=scene.id, voice=voice, rate_wpm=rate_wpm, sample_rate=sample_rate,
-                   loudness_lufs=loudness_lufs, peak_dbfs=peak_dbfs, speech=speech)
+                  speech: SpeechOptions | None = None, blobs: bool = False) -> Narration | StoredNarration:
+    """Narrate one scene of the storyboard.
+
+    With ``blobs``, inside a task run, the PCM goes to the run's result storage and a small
+    :class:`~tasks.blobs.StoredNarration` naming it is returned (:mod:`tasks.blobs`).
+    """
+    narration = narrate(scene.narration, scene_id=scene.id, voice=voice, rate_wpm=rate_wpm,
+                        sample_rate=sample_rate, loudness_lufs=loudness_lufs, peak_dbfs=peak_dbfs, speech=speech)
+    storage = run_storage() if blobs else None
+    return stored_narration(storage, narration) if storage is not None else narration
 
 
 # --------------------------------------------------------------------------- text and timings

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kernels._jit import limit_kernel_threads
 from kernels.compositing import alpha_over, crossfade, tag_bt709, yuv420p_planes
+from tasks.blobs import StoredNarration, StoredSegment, loaded_narration, run_storage, stored_segment
 from tasks.errors import RenderError
 from tasks.models import Narration, RenderOptions, Scene, Segment
 from tasks.pcm import encode as encode_pcm
@@ -78,6 +79,26 @@ def render_scene(
         raise RenderError(f"encoding scene {scene.id!r} failed: {exc}", transient=True) from exc
     return Segment(scene_id=scene.id, mp4=mp4, duration_s=plan.frames / plan.fps, frames=plan.frames,
                    width=plan.width, height=plan.height, fps=plan.fps, still=stills[0] if stills else None)
+
+
+def render_scene_kept(
+    scene: Scene,
+    narration: Narration | StoredNarration,
+    options: RenderOptions,
+    picture: Picture | None = None,
+    previous_picture: Picture | None = None,
+    context: SceneContext | None = None,
+    *,
+    blobs: bool = False,
+) -> Segment | StoredSegment:
+    """:func:`render_scene` as a task runs it: the narration may be a stored one, read back from the run's
+    result storage, and with ``blobs`` the MP4 goes there too and a small :class:`StoredSegment` is returned.
+    """
+    storage = run_storage()
+    segment = render_scene(scene, loaded_narration(storage, narration), options, picture, previous_picture, context)
+    if blobs and storage is not None:
+        return stored_segment(storage, segment)
+    return segment
 
 
 def draw_frame(plan: ScenePlan, k: int, planes: Planes) -> FrameState:

@@ -15,7 +15,7 @@ from tasks.cachekeys import DigestedInputs, NarrationEngine, StageCode
 from tasks.images import fetch_picture_or_none
 from tasks.local_cache import LocalFileContent
 from tasks.narrate import narrate_scene
-from tasks.render import render_scene
+from tasks.render import render_scene_kept
 from tasks.stages import FETCH_RETRIES, PERSIST, retry_if_transient
 
 fetch_picture_task = task(
@@ -37,7 +37,7 @@ narrate_scene_task = task(
 )
 
 render_scene_task = task(
-    render_scene,
+    render_scene_kept,
     name="render_scene",
     task_run_name="render {scene.id}",
     # The narration's PCM and the pictures are keyed by their digests, not dumped to JSON and hashed.

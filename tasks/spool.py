@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.blobs import BlobMissing, StoredNarration, StoredSegment, copy_to
 from tasks.models import Narration, Segment, WordTiming
 
 
@@ -68,27 +70,36 @@ class SpooledNarration(_Stored):
 
 
 class Spool:
-    """An append-only temporary file in ``folder`` holding segments and narrations; delete it with :meth:`close`."""
+    """An append-only temporary file in ``folder`` holding segments and narrations; delete it with :meth:`close`.
 
-    def __init__(self, folder: str | Path) -> None:
+    Stored ones (:mod:`tasks.blobs`) are copied from ``storage``, the run's result storage, a piece at a time.
+    """
+
+    def __init__(self, folder: str | Path, storage: Any | None = None) -> None:
         fd, name = tempfile.mkstemp(prefix=".scenes.", suffix=".part", dir=folder)
         self.path = name
+        self.storage = storage
         self._file = os.fdopen(fd, "wb")
 
-    def _append(self, data: bytes) -> tuple[int, int]:
+    def _append(self, data: bytes | StoredNarration | StoredSegment) -> tuple[int, int]:
         offset = self._file.tell()
-        self._file.write(data)
+        if isinstance(data, bytes):
+            self._file.write(data)
+        else:
+            if self.storage is None:
+                raise BlobMissing(f"scene {data.scene_id!r} names stored bytes, but this spool was given no storage")
+            copy_to(self.storage, data.sha256, data.size, self._file)
         self._file.flush()  # readers open the file by name
-        return offset, len(data)
+        return offset, self._file.tell() - offset
 
-    def add_segment(self, segment: Segment) -> SpooledSegment:
-        offset, size = self._append(segment.mp4)
+    def add_segment(self, segment: Segment | StoredSegment) -> SpooledSegment:
+        offset, size = self._append(segment.mp4 if isinstance(segment, Segment) else segment)
         return SpooledSegment(scene_id=segment.scene_id, path=self.path, offset=offset, size=size,
                               duration_s=segment.duration_s, frames=segment.frames, width=segment.width,
                               height=segment.height, fps=segment.fps, still=segment.still)
 
-    def add_narration(self, narration: Narration) -> SpooledNarration:
-        offset, size = self._append(narration.pcm)
+    def add_narration(self, narration: Narration | StoredNarration) -> SpooledNarration:
+        offset, size = self._append(narration.pcm if isinstance(narration, Narration) else narration)
         return SpooledNarration(scene_id=narration.scene_id, path=self.path, offset=offset, size=size,
                                 sample_rate=narration.sample_rate, voice=narration.voice, words=narration.words)
 

@@ -76,7 +76,7 @@ def _segments(cache_dir: Path) -> int:
     count = 0
     for path in cache_dir.glob("*"):
         try:
-            count += b"tasks.models.Segment" in path.read_bytes()
+            count += b"tasks.blobs.StoredSegment" in path.read_bytes()
         except OSError:
             continue
     return count

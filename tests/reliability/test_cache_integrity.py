@@ -54,7 +54,7 @@ def small_video(monkeypatch: pytest.MonkeyPatch, pagereel_env: Path, prefect_api
 
 
 def _kind(content: bytes) -> str:
-    """Which model a stored record holds (Segment, Narration, Page, ...)."""
+    """Which model a stored record holds (StoredSegment, StoredNarration, Page, ...)."""
     result = json.loads(json.loads(content)["result"])
     return result.get("__class__", "?").rsplit(".", 1)[-1] if isinstance(result, dict) else type(result).__name__
 
@@ -108,7 +108,7 @@ def test_only_plain_json_with_pagereel_types_is_read(tmp_path: Path) -> None:
 
 def _spoil(read: dict[str, bytes], write, marker: Path) -> dict[str, str]:
     """Damage three render results: truncated, garbage, and a pickle record; returns key -> how."""
-    segments = sorted(k for k, v in read.items() if _kind(v) == "Segment")
+    segments = sorted(k for k, v in read.items() if _kind(v) == "StoredSegment")
     assert len(segments) >= 3, segments
     damage = {
         segments[0]: read[segments[0]][: len(read[segments[0]]) // 2],

@@ -33,7 +33,7 @@ def _segments(cache_dir: Path) -> dict[str, int]:
     for path in cache_dir.glob("*"):
         try:
             head = path.read_bytes()
-            if b"tasks.models.Segment" in head and json.loads(head):
+            if b"tasks.blobs.StoredSegment" in head and json.loads(head):
                 found[path.name] = path.stat().st_mtime_ns
         except (OSError, ValueError):
             continue  # being written
