@@ -110,9 +110,33 @@ def scene_layout(scene: Scene, narration: Narration, palette: Palette, width: in
     drawn = {"list": list_layout, "figure": figure_layout, "quote": quote_layout}[kind](scene, clock, palette, area)
     if scene.section:
         card = section_card(scene.section, palette, area)
-        card_end = min(SECTION_S, clock.end_s * 0.5)
+        card_end = _card_end(clock)
         drawn = [replace(card, end_s=card_end), *after(drawn, card_end)]
     return [trimmed(d) for d in drawn]
+
+
+def _card_end(clock: WordClock) -> float:
+    """When (voice clock) a section card gives way to the scene's own layout."""
+    return min(SECTION_S, clock.end_s * 0.5)
+
+
+def quote_said_s(scene: Scene, narration: Narration, has_picture: bool) -> tuple[float, float] | None:
+    """When (voice clock) the scene's quote is said while it shows, or None where it shows no quote.
+
+    The quote lights up on screen phrase by phrase as it is said: a caption of the same words then
+    would only say it twice, so the plan shows none in that time (the subtitle files keep them).
+    """
+    if has_picture or layout_of(scene) != "quote":
+        return None
+    clock = WordClock(scene.narration, narration)
+    sentence = key_sentence(scene)
+    first = clock.find(sentence)
+    if first is None:
+        return None
+    start, end = clock.at(first), clock.at(first + len(sentence.split()))
+    if scene.section:  # said under the section card, it is not on screen yet
+        start = max(start, _card_end(clock))
+    return (start, end) if end > start else None
 
 
 def trimmed(drawn: Drawn) -> Drawn:

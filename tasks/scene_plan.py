@@ -13,7 +13,7 @@ passed to :func:`plan_scene`; nothing in the drawing or the encoding changes wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +24,7 @@ from tasks.captions import Box, CaptionPicture, Stage, caption_pictures
 from tasks.layout import PALETTES, Cue, Palette, bar, fit_text, text_panel
 from tasks.models import CaptionStyle, Narration, RenderOptions, Scene
 from tasks.planes import Backdrop, PlaneLayer, Planes, plane_layer
-from tasks.scene_layouts import scene_layout
+from tasks.scene_layouts import quote_said_s, scene_layout
 from tasks.timeline import LEAD_S, scene_frames, scene_pcm
 
 if TYPE_CHECKING:
@@ -254,13 +254,15 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
     bar_h = look.bar_height(height)
     avatar, avatar_at = _avatar(context, narration, pcm, frame, look, bar_h)
     presenter = box_of(avatar[0]) if avatar else None
+    quoted = quote_said_s(scene, narration, picture is not None)
     stage = Stage(width, height, height - bar_h, tuple(box_of(layer) for layer in layers)
                   + ((presenter,) if presenter else ()), presenter)
     return ScenePlan(
         width=width, height=height, fps=frame.fps, frames=frame.frames, backdrop=backdrop,
         previous_rgb=previous_rgb, previous_planes=previous_planes,
         fade_frames=max(1, round(FADE_S * frame.fps)) if previous_rgb is not None else 0,
-        layers=layers, cues=_cues(narration, frame, look, options.captions, stage), avatar=avatar, avatar_at=avatar_at,
+        layers=layers, avatar=avatar, avatar_at=avatar_at,
+        cues=_cues(narration, frame, look, options.captions, stage, quoted),
         progress=frame.layer("progress", bar(width, bar_h, palette.accent), 0, height - bar_h),
         index=context.index, total=context.total, still_at=int(frame.frames * STILL_AT), pcm=pcm,
     )
@@ -285,14 +287,27 @@ def box_of(layer: Layer) -> Box:
     return Box(layer.x, layer.y, w, h)
 
 
-def _cues(narration: Narration, frame: _Frame, look: Look, style: CaptionStyle, stage: Stage) -> tuple[Layer, ...]:
-    """One layer per caption picture, shown in the frames whose voice time lies in its seconds."""
+def _cues(narration: Narration, frame: _Frame, look: Look, style: CaptionStyle, stage: Stage,
+          quoted: tuple[float, float] | None = None) -> tuple[Layer, ...]:
+    """One layer per caption picture, shown in the frames whose voice time lies in its seconds.
+
+    No caption shows while the ``quoted`` seconds' words light up in the scene's quote.
+    """
     out = []
     for picture in look.captions(style, narration, stage):
+        if quoted is not None:
+            picture = _outside(picture, *quoted)
         frames = frame.speaking(picture.start_s, picture.end_s)
         if frames:  # a word said between two frames shows in none
             out.append(frame.layer(picture.name, picture.rgba, picture.x, picture.y, frames))
     return tuple(out)
+
+
+def _outside(picture: CaptionPicture, start_s: float, end_s: float) -> CaptionPicture:
+    """``picture`` shown only outside ``[start_s, end_s)`` (before it where it starts before, else after it)."""
+    if picture.start_s < start_s:
+        return replace(picture, end_s=min(picture.end_s, start_s))
+    return replace(picture, start_s=max(picture.start_s, end_s), end_s=max(picture.end_s, end_s))
 
 
 def _avatar(context: SceneContext, narration: Narration, pcm: np.ndarray, frame: _Frame, look: Look,
