@@ -43,6 +43,9 @@ _COUNTABLE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^\d+(?:\.\d+)?$")
 _NUMERIC = re.compile(r"\d")
 _CLAUSE = re.compile(r"(?<=[,;:])\s+|\s+[—–]\s+")
 FOREVER = math.inf
+#: The layout area's top and bottom, as shares of the frame's height: wide and square frames, tall ones.
+WIDE_AREA = (0.2, 0.74)
+TALL_AREA = (0.13, 0.55)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,11 @@ class Drawn:
 
 @dataclass(frozen=True)
 class Area:
-    """Where a layout may draw: between the caption at the top and the subtitles at the bottom."""
+    """Where a layout may draw: between the caption at the top and the subtitles at the bottom.
+
+    A tall frame's captions sit in its lower middle (the bold style's place, above the presenter):
+    its layouts draw higher, in the band between the caption and that place.
+    """
 
     left: int
     top: int
@@ -75,8 +82,9 @@ class Area:
     @classmethod
     def of(cls, width: int, height: int) -> Area:
         unit = min(height, int(width * 1.25))
-        left, top = int(width * 0.08), int(height * 0.2)
-        return cls(left, top, width - 2 * left, int(height * 0.74) - top, unit)
+        top, bottom = (TALL_AREA if height > width else WIDE_AREA)
+        left = int(width * 0.08)
+        return cls(left, int(height * top), width - 2 * left, int(height * bottom) - int(height * top), unit)
 
     def centred(self, rgba: np.ndarray, y: int | None = None) -> tuple[int, int]:
         h, w = rgba.shape[:2]
