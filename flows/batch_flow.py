@@ -15,7 +15,7 @@ from rich.table import Table
 
 from flows.metrics import run_metrics
 from flows.outputs import check_out_dir
-from flows.runtime import active_runner_name
+from flows.runtime import active_runner_name, check_prefect_home
 from flows.settings import check_run_parameters, deployment_run, load_settings, require_inside_run_folder
 from flows.stopping import stop_on_sigterm
 from flows.video_flow import run_video
@@ -169,6 +169,7 @@ def main(
         if out is not None:
             overrides["out_dir"] = out
         check_out_dir(load_settings(config, **overrides).out_dir)  # before any server starts or page is fetched
+        check_prefect_home()
         with stop_on_sigterm():
             result = run_batch(todo, concurrency=concurrency, dry_run=dry_run,
                                config_file=str(config) if config else None, overrides=overrides or None,

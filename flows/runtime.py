@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from prefect.filesystems import LocalFileSystem
 from flows import metrics as run_metrics
 from flows.settings import Settings
 from tasks.blobs import StoredSegment
+from tasks.errors import ConfigurationError
 from tasks.models import Segment, WorkflowMetrics
 
 log = logging.getLogger("pagereel.runtime")
@@ -289,3 +291,35 @@ def unexpected_failure(exc: BaseException) -> str:
             "and set PREFECT_API_URL, or raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
         )
     return f"unexpected {type(exc).__name__}: {exc} (this is a bug in pagereel; please report it)"
+
+
+def check_prefect_home() -> None:
+    """Refuse, before any server starts, a Prefect home the temporary API server cannot keep its database in.
+
+    Without ``PREFECT_API_URL`` each run starts a temporary Prefect server whose database lives in
+    ``PREFECT_HOME`` (``~/.prefect``); Prefect creates that folder only where its parent exists. An
+    unusable one (``HOME=/nonexistent`` in a service, a read-only home) otherwise shows as a server
+    that "did not start" after many seconds.
+    """
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, PREFECT_HOME
+
+    home = Path(PREFECT_HOME.value()).expanduser()
+    if PREFECT_API_URL.value() or str(home) not in str(PREFECT_API_DATABASE_CONNECTION_URL.value() or home):
+        return  # a server of its own, or a database elsewhere
+    problem = _unusable(home)
+    if problem:
+        raise ConfigurationError(
+            f"Prefect's home folder {home} {problem}: without PREFECT_API_URL each run starts a temporary Prefect "
+            "server that keeps its database there. Set HOME or PREFECT_HOME to a writable folder, or PREFECT_API_URL "
+            "to a running Prefect server (`prefect server start`)")
+
+
+def _unusable(home: Path) -> str | None:
+    """Why ``home`` cannot hold Prefect's files, or None where it can (or can be created: its parent is writable)."""
+    if home.is_dir():
+        return None if os.access(home, os.W_OK | os.X_OK) else "is not writable"
+    if home.exists():
+        return "is not a folder"
+    if not home.parent.is_dir():
+        return f"cannot be created: {home.parent} does not exist"
+    return None if os.access(home.parent, os.W_OK | os.X_OK) else f"cannot be created: {home.parent} is not writable"

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from flows.metrics import run_metrics
 from flows.profiles import PROFILE_FIELDS, RenderProfile, profile_path, redacted, write_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import active_runner_name
+from flows.runtime import active_runner_name, check_prefect_home
 from flows.settings import Settings, check_run_parameters, load_settings
 from flows.stopping import stop_on_sigterm
 from kernels.quality import ssim
@@ -338,6 +338,7 @@ def main(
     """Tune CRF, preset, keyframe interval and threads; write the chosen settings as a profile."""
     try:
         load_settings(config)
+        check_prefect_home()
         with stop_on_sigterm():
             result = run_tune(trials, name=name, source=source, config_file=str(config) if config else None)
     except PagereelError as exc:

@@ -23,7 +23,7 @@ from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import RunRecorder, unexpected_failure, with_run_options
+from flows.runtime import RunRecorder, check_prefect_home, unexpected_failure, with_run_options
 from flows.settings import (
     Settings,
     deployment_run,
@@ -459,6 +459,7 @@ def main(
         settings = apply_profile(load_settings(config, **(_asked(overrides, None, review or None) or {})))
         check_out_dir(settings.out_dir)
         check_local_page(url)
+        check_prefect_home()
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
             state = run_video(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.layout import Cue, break_units, fit_text, is_rtl, is_wide, subtitle_cues, text_panel, text_width
+from tasks.layout import Cue, Overlay, break_units, fit_text, is_rtl, is_wide, subtitle_cues, text_panel, text_width
 from tasks.models import CaptionStyle, WordTiming
 
 log = logging.getLogger("pagereel.captions")
@@ -86,23 +86,8 @@ class Stage:
         return max(2, self.height // 90)
 
 
-@dataclass(frozen=True)
-class CaptionPicture:
-    """One picture of a cue, its place, and the seconds of the voice's clock it shows in."""
-
-    name: str
-    rgba: np.ndarray
-    x: int
-    y: int
-    start_s: float
-    end_s: float
-    #: The words it shows, and (karaoke) the one in yellow.
-    words: tuple[str, ...]
-    highlight: str | None = None
-
-
 def caption_pictures(style: CaptionStyle, words: list[WordTiming], duration_s: float,
-                     stage: Stage) -> list[CaptionPicture]:
+                     stage: Stage) -> list[Overlay]:
     """Every caption picture of a narration (``words`` over ``duration_s``) in ``style``, in time order."""
     if style == "bold":
         cues = subtitle_cues(words, duration_s)
@@ -113,7 +98,7 @@ def caption_pictures(style: CaptionStyle, words: list[WordTiming], duration_s: f
     # Cues are cut to fit the region as drawn (in any script), at the region's text size.
     cues = subtitle_cues(words, duration_s, size=size, max_width=region.w - 2 * (size // 3))
     grouped = cue_words(cues, words)
-    out: list[CaptionPicture] = []
+    out: list[Overlay] = []
     for n, (cue, said) in enumerate(zip(cues, grouped, strict=True)):
         if cue.wrapped:  # already fitted to the region as drawn
             lines, fitted = list(cue.wrapped), size
@@ -122,7 +107,7 @@ def caption_pictures(style: CaptionStyle, words: list[WordTiming], duration_s: f
         base = text_panel(lines, fitted, WHITE, BAND, pad=fitted // 3)
         x, y = _seat(base, region)
         if style == "classic" or not said:
-            out.append(CaptionPicture(f"subtitle {n}", base, x, y, cue.start_s, cue.end_s, tuple(cue.text.split())))
+            out.append(Overlay(f"subtitle {n}", base, x, y, cue.start_s, cue.end_s))
             continue
         lit = text_panel(lines, fitted, HIGHLIGHT, BAND, pad=fitted // 3)
         boxes = word_boxes(lines, fitted, base.shape[1], base.shape[0], fitted // 3)
@@ -130,8 +115,7 @@ def caption_pictures(style: CaptionStyle, words: list[WordTiming], duration_s: f
             start = cue.start_s if i == 0 else word.t0
             end = said[i + 1].t0 if i + 1 < len(said) else cue.end_s
             picture = highlighted(base, lit, boxes[i] if i < len(boxes) else None)
-            out.append(CaptionPicture(f"karaoke {n} {i}", picture, x, y, start, max(start, end),
-                                      tuple(cue.text.split()), word.word))
+            out.append(Overlay(f"karaoke {n} {i}", picture, x, y, start, max(start, end)))
     return out
 
 
@@ -269,13 +253,13 @@ def highlighted(base: np.ndarray, lit: np.ndarray, box: tuple[int, int, int, int
 # --------------------------------------------------------------------------- bold
 
 
-def _bold(cues: list[Cue], grouped: list[list[WordTiming]], stage: Stage) -> list[CaptionPicture]:
+def _bold(cues: list[Cue], grouped: list[list[WordTiming]], stage: Stage) -> list[Overlay]:
     size = bold_size(stage.width, stage.height)
     widths = [w for w in _band_widths(stage) if w >= stage.width * 0.55] or [int(stage.width * 0.9)]
     region, scale = caption_region(stage, widths, lambda s: _bold_height(s, 2),
                                    size, lambda h: int(stage.height * 0.64) - h // 2)
     size = max(12, int(size * scale))
-    out: list[CaptionPicture] = []
+    out: list[Overlay] = []
     for n, (cue, said) in enumerate(zip(cues, grouped, strict=True)):
         chunks = bold_chunks(said) if said else [[WordTiming(word=w, t0=cue.start_s, t1=cue.end_s)
                                                   for w in cue.text.split()]]
@@ -286,8 +270,7 @@ def _bold(cues: list[Cue], grouped: list[list[WordTiming]], stage: Stage) -> lis
             x, y = region.x + (region.w - rgba.shape[1]) // 2, region.y + (region.h - rgba.shape[0]) // 2
             start = cue.start_s if i == 0 else chunk[0].t0
             end = chunks[i + 1][0].t0 if i + 1 < len(chunks) else cue.end_s
-            out.append(CaptionPicture(f"bold {n} {i}", rgba, x, y, start, max(start, end),
-                                      tuple(w.word for w in chunk)))
+            out.append(Overlay(f"bold {n} {i}", rgba, x, y, start, max(start, end)))
     return out
 
 

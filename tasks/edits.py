@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tasks.errors import EditError
 from tasks.models import THEMES, Aspect, CaptionStyle, Scene, SceneKind, Storyboard
-from tasks.text import TITLE_MIN_S, estimate_seconds, spoken_title
+from tasks.text import TITLE_MIN_S, estimate_seconds, split_sentences, spoken_title
 
 MAX_EDITS_BYTES = 1_000_000
 #: Most characters of a bad value quoted in an error, and most problems named in one.
@@ -181,8 +181,31 @@ def _edited_scenes(scenes: list[Scene], ids: list[str], edited: dict[str, SceneE
         if "narration" in update:
             update["hint_s"] = estimate_seconds(update["narration"], words_per_minute, lang)
             update.update(writer=None, sources=None, repair=None)  # the words are the user's now
+            update.update(_marks_of(scenes[i], update["narration"]))
         scenes[i] = scenes[i].model_copy(update=update)
     return scenes
+
+
+def _marks_of(scene: Scene, narration: str) -> dict[str, Any]:
+    """The list items and key figure a scene shows once its narration is ``narration``: the new words'.
+
+    A list's bullets are the new narration's sentences, less those the scene said besides its items
+    (an opening line left as it was); fewer than two make it plain text. A key figure is the new
+    narration's, if it has one.
+    """
+    from tasks.suggest import MAX_ITEMS, key_figure  # the writer's own rules, loaded only when needed
+
+    marks: dict[str, Any] = {}
+    if scene.layout == "list" or scene.items:
+        besides = set(split_sentences(scene.narration)) - set(scene.items or [])
+        items = [s for s in split_sentences(narration) if s not in besides][:MAX_ITEMS]
+        marks = {"layout": "list", "items": items} if len(items) >= 2 else {"layout": None, "items": None}
+    if scene.figure or scene.layout == "figure":
+        figure = key_figure(narration)
+        marks["figure"] = figure
+        if scene.layout == "figure" and not figure:
+            marks["layout"] = None
+    return marks
 
 
 def _dropped(scenes: list[Scene], ids: list[str], drop: list[str]) -> list[Scene]:

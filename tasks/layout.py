@@ -23,6 +23,25 @@ CUE_MAX_S = 6.0
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """A picture drawn once per scene, its place in the frame, and when it shows on the voice's clock.
+
+    A layout's states and a caption style's pictures are overlays; the plan turns each into a layer
+    shown in the frames of its seconds. ``start_s`` and ``end_s`` are seconds from the start of the
+    narration (``-inf`` and ``inf``: from the scene's first frame, to its last); ``fade`` says
+    whether it fades in.
+    """
+
+    name: str
+    rgba: np.ndarray
+    x: int
+    y: int
+    start_s: float
+    end_s: float
+    fade: bool = False
+
+
+@dataclass(frozen=True)
 class Palette:
     """Colours of a theme, RGB."""
 

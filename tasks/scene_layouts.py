@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks.layout import Palette, fit_text, font, is_rtl, text_panel, text_width
+from tasks.layout import Overlay, Palette, fit_text, font, is_rtl, text_panel, text_width
 from tasks.models import Narration, Scene
 from tasks.text import WORD, split_sentences
 
@@ -43,28 +43,18 @@ _COUNTABLE = re.compile(r"^\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^\d+(?:\.\d+)?$")
 _NUMERIC = re.compile(r"\d")
 _CLAUSE = re.compile(r"(?<=[,;:])\s+|\s+[—–]\s+")
 FOREVER = math.inf
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """One pre-drawn state of a layout: its pixels, its place, and when it shows on the voice's clock.
-
-    ``start_s`` and ``end_s`` are seconds from the start of the narration (``-inf`` and ``inf``:
-    from the scene's first frame, to its last); ``fade`` says whether it fades in.
-    """
-
-    name: str
-    rgba: np.ndarray
-    x: int
-    y: int
-    start_s: float
-    end_s: float
-    fade: bool = False
+#: The layout area's top and bottom, as shares of the frame's height: wide and square frames, tall ones.
+WIDE_AREA = (0.2, 0.74)
+TALL_AREA = (0.13, 0.55)
 
 
 @dataclass(frozen=True)
 class Area:
-    """Where a layout may draw: between the caption at the top and the subtitles at the bottom."""
+    """Where a layout may draw: between the caption at the top and the subtitles at the bottom.
+
+    A tall frame's captions sit in its lower middle (the bold style's place, above the presenter):
+    its layouts draw higher, in the band between the caption and that place.
+    """
 
     left: int
     top: int
@@ -75,8 +65,9 @@ class Area:
     @classmethod
     def of(cls, width: int, height: int) -> Area:
         unit = min(height, int(width * 1.25))
-        left, top = int(width * 0.08), int(height * 0.2)
-        return cls(left, top, width - 2 * left, int(height * 0.74) - top, unit)
+        top, bottom = (TALL_AREA if height > width else WIDE_AREA)
+        left = int(width * 0.08)
+        return cls(left, int(height * top), width - 2 * left, int(height * bottom) - int(height * top), unit)
 
     def centred(self, rgba: np.ndarray, y: int | None = None) -> tuple[int, int]:
         h, w = rgba.shape[:2]
@@ -100,7 +91,7 @@ def layout_of(scene: Scene) -> str | None:
 
 
 def scene_layout(scene: Scene, narration: Narration, palette: Palette, width: int, height: int,
-                 has_picture: bool) -> list[Drawn]:
+                 has_picture: bool) -> list[Overlay]:
     """The layout states of ``scene`` (none for a scene with a picture, a title or a closing)."""
     kind = None if has_picture else layout_of(scene)
     if kind is None:
@@ -110,12 +101,36 @@ def scene_layout(scene: Scene, narration: Narration, palette: Palette, width: in
     drawn = {"list": list_layout, "figure": figure_layout, "quote": quote_layout}[kind](scene, clock, palette, area)
     if scene.section:
         card = section_card(scene.section, palette, area)
-        card_end = min(SECTION_S, clock.end_s * 0.5)
+        card_end = _card_end(clock)
         drawn = [replace(card, end_s=card_end), *after(drawn, card_end)]
     return [trimmed(d) for d in drawn]
 
 
-def trimmed(drawn: Drawn) -> Drawn:
+def _card_end(clock: WordClock) -> float:
+    """When (voice clock) a section card gives way to the scene's own layout."""
+    return min(SECTION_S, clock.end_s * 0.5)
+
+
+def quote_said_s(scene: Scene, narration: Narration, has_picture: bool) -> tuple[float, float] | None:
+    """When (voice clock) the scene's quote is said while it shows, or None where it shows no quote.
+
+    The quote lights up on screen phrase by phrase as it is said: a caption of the same words then
+    would only say it twice, so the plan shows none in that time (the subtitle files keep them).
+    """
+    if has_picture or layout_of(scene) != "quote":
+        return None
+    clock = WordClock(scene.narration, narration)
+    sentence = key_sentence(scene)
+    first = clock.find(sentence)
+    if first is None:
+        return None
+    start, end = clock.at(first), clock.at(first + len(sentence.split()))
+    if scene.section:  # said under the section card, it is not on screen yet
+        start = max(start, _card_end(clock))
+    return (start, end) if end > start else None
+
+
+def trimmed(drawn: Overlay) -> Overlay:
     """``drawn`` cut to the box its visible pixels fill: every frame blends only what it shows."""
     rows = np.flatnonzero(drawn.rgba[..., 3].any(axis=1))
     cols = np.flatnonzero(drawn.rgba[..., 3].any(axis=0))
@@ -125,12 +140,12 @@ def trimmed(drawn: Drawn) -> Drawn:
     return replace(drawn, rgba=rgba, x=drawn.x + int(cols[0]), y=drawn.y + int(rows[0]))
 
 
-def after(drawn: list[Drawn], start_s: float) -> list[Drawn]:
+def after(drawn: list[Overlay], start_s: float) -> list[Overlay]:
     """The states of ``drawn`` shown no earlier than ``start_s`` (a state that ends before is left out)."""
     out = []
     for d in drawn:
         if d.end_s > start_s:
-            out.append(Drawn(d.name, d.rgba, d.x, d.y, max(d.start_s, start_s), d.end_s, d.fade or d.start_s < start_s))
+            out.append(replace(d, start_s=max(d.start_s, start_s), fade=d.fade or d.start_s < start_s))
     return out
 
 
@@ -241,7 +256,7 @@ def phrases(tokens: list[str]) -> list[int]:
     return out
 
 
-def quote_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Drawn]:
+def quote_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Overlay]:
     """The key sentence set large; one state per phrase, each lighting the phrases said so far."""
     sentence = key_sentence(scene)
     lines, size = _fit_quote(sentence, area)
@@ -263,7 +278,7 @@ def quote_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -
         begin = -FOREVER if state < 0 else phrase_start[state]
         end = phrase_start[state + 1] if state < last else FOREVER
         if end > begin:
-            out.append(Drawn(f"quote {state + 1}", rgba, area.left, y0, begin, end, fade=state < 0))
+            out.append(Overlay(f"quote {state + 1}", rgba, area.left, y0, begin, end, fade=state < 0))
     return out
 
 
@@ -329,7 +344,7 @@ def fit_items(items: list[str], area: Area) -> tuple[list[list[str]], int]:
         indent = size
 
 
-def list_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Drawn]:
+def list_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Overlay]:
     """Bullets: one state per item, each showing the items said so far."""
     items = list(scene.items or [])
     wrapped, size = fit_items(items, area)
@@ -351,7 +366,7 @@ def list_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) ->
             y += size // 2
         end = starts[k + 1] if k + 1 < len(items) else FOREVER
         if end > starts[k]:
-            out.append(Drawn(f"list {k + 1}", np.array(image, dtype=np.uint8, order="C"), area.left, y0, starts[k],
+            out.append(Overlay(f"list {k + 1}", np.array(image, dtype=np.uint8, order="C"), area.left, y0, starts[k],
                              end, fade=k == 0))
     return out
 
@@ -403,7 +418,7 @@ def parse_figure(figure: str, narration: str, caption: str) -> Figure:
     return Figure(currency.group(1) if currency else "", number, suffix, label[:1].upper() + label[1:], token)
 
 
-def figure_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Drawn]:
+def figure_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) -> list[Overlay]:
     """The figure large with its label under it: faint until it is said, then counting up to it."""
     figure = parse_figure(scene.figure or "", scene.narration, scene.caption)
     _, big_size = fit_text(figure.text, int(area.unit * 0.2), area.width, 1, min_size=int(area.unit * 0.06))
@@ -414,17 +429,17 @@ def figure_layout(scene: Scene, clock: WordClock, palette: Palette, area: Area) 
     top = area.top + max(0, (area.height - number_h - label.shape[0]) // 2)
     said = clock.find(figure.token)
     said_s = clock.at(said) if said is not None else 0.0
-    out = [Drawn("figure label", label, *area.centred(label, top + number_h), -FOREVER, FOREVER, fade=True)]
+    out = [Overlay("figure label", label, *area.centred(label, top + number_h), -FOREVER, FOREVER, fade=True)]
     # Until it is said the figure waits faint, as a quote's words do.
     waiting = text_panel([figure.text], big_size, palette.text, None, pad=big_size // 8)
     waiting[..., 3] = (waiting[..., 3].astype(np.uint16) * UNSAID_ALPHA // 255).astype(np.uint8)
-    out.append(Drawn("figure 0", waiting, *area.centred(waiting, top), -FOREVER, said_s, fade=True))
+    out.append(Overlay("figure 0", waiting, *area.centred(waiting, top), -FOREVER, said_s, fade=True))
     steps = COUNT_STEPS if _COUNTABLE.match(figure.number) else 1
     for step in range(1, steps + 1):
         number = text_panel([figure.at(_ease(step / steps))], big_size, palette.text, None, pad=big_size // 8)
         begin = said_s + COUNT_S * (step - 1) / steps
         end = said_s + COUNT_S * step / steps if step < steps else FOREVER
-        out.append(Drawn(f"figure {step}", number, *area.centred(number, top), begin, end, fade=steps == 1))
+        out.append(Overlay(f"figure {step}", number, *area.centred(number, top), begin, end, fade=steps == 1))
     return [d for d in out if d.end_s > d.start_s]
 
 
@@ -436,7 +451,7 @@ def _ease(t: float) -> float:
 # --------------------------------------------------------------------------- section
 
 
-def section_card(heading: str, palette: Palette, area: Area) -> Drawn:
+def section_card(heading: str, palette: Palette, area: Area) -> Overlay:
     """The heading of the section a scene opens, large and centred over an accent rule."""
     lines, size = fit_text(heading, int(area.unit * 0.095), area.width, 2, min_size=int(area.unit * 0.05))
     text = text_panel(lines, size, palette.text, None, pad=size // 4)
@@ -447,4 +462,4 @@ def section_card(heading: str, palette: Palette, area: Area) -> Drawn:
     rule_w = min(w, size * 3)
     out[h + rule_h :, (w - rule_w) // 2 : (w + rule_w) // 2, :3] = palette.accent
     out[h + rule_h :, (w - rule_w) // 2 : (w + rule_w) // 2, 3] = 255
-    return Drawn("section", out, *area.centred(out), -FOREVER, FOREVER, fade=True)
+    return Overlay("section", out, *area.centred(out), -FOREVER, FOREVER, fade=True)

@@ -13,18 +13,18 @@ passed to :func:`plan_scene`; nothing in the drawing or the encoding changes wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kernels.audio import rms_envelope
 from tasks.avatar import AvatarSprites, load_avatar
-from tasks.captions import Box, CaptionPicture, Stage, caption_pictures
-from tasks.layout import PALETTES, Cue, Palette, bar, fit_text, text_panel
+from tasks.captions import Box, Stage, caption_pictures
+from tasks.layout import PALETTES, Cue, Overlay, Palette, bar, fit_text, text_panel
 from tasks.models import CaptionStyle, Narration, RenderOptions, Scene
 from tasks.planes import Backdrop, PlaneLayer, Planes, plane_layer
-from tasks.scene_layouts import scene_layout
+from tasks.scene_layouts import quote_said_s, scene_layout
 from tasks.timeline import LEAD_S, scene_frames, scene_pcm
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ class Look:
         panel = text_panel(cue.lines, size, (255, 255, 255), (0, 0, 0, 170), pad=size // 3)
         return panel, (width - panel.shape[1]) // 2, height - panel.shape[0] - int(height * 0.06)
 
-    def captions(self, style: CaptionStyle, narration: Narration, stage: Stage) -> list[CaptionPicture]:
+    def captions(self, style: CaptionStyle, narration: Narration, stage: Stage) -> list[Overlay]:
         """The scene's caption pictures in ``style``, each with its place and time, clear of ``stage``'s boxes."""
         return caption_pictures(style, narration.words, narration.duration_s, stage)
 
@@ -223,6 +223,16 @@ class _Frame:
         frames = range(self.frames) if frames is None else frames
         return Layer(name, rgba, plane_layer(rgba, x, y), x, y, frames.start / self.fps, frames.stop / self.fps,
                      frames.start, frames.stop, fade_in)
+
+    def overlays(self, overlays: list[Overlay], fade: int = 0) -> tuple[Layer, ...]:
+        """A layer per overlay, shown in the frames of its seconds (one said between two frames shows in none);
+        those that fade in do over their first ``fade`` frames."""
+        out = []
+        for o in overlays:
+            frames = self.speaking(o.start_s, o.end_s)
+            if frames:
+                out.append(self.layer(o.name, o.rgba, o.x, o.y, frames, min(fade, len(frames)) if o.fade else 0))
+        return tuple(out)
 
     def speaking(self, start_s: float, end_s: float) -> range:
         """The frames whose time on the voice's clock (the scene's less the lead-in) lies in ``[start_s, end_s)``."""
@@ -254,13 +264,15 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
     bar_h = look.bar_height(height)
     avatar, avatar_at = _avatar(context, narration, pcm, frame, look, bar_h)
     presenter = box_of(avatar[0]) if avatar else None
+    quoted = quote_said_s(scene, narration, picture is not None)
     stage = Stage(width, height, height - bar_h, tuple(box_of(layer) for layer in layers)
                   + ((presenter,) if presenter else ()), presenter)
     return ScenePlan(
         width=width, height=height, fps=frame.fps, frames=frame.frames, backdrop=backdrop,
         previous_rgb=previous_rgb, previous_planes=previous_planes,
         fade_frames=max(1, round(FADE_S * frame.fps)) if previous_rgb is not None else 0,
-        layers=layers, cues=_cues(narration, frame, look, options.captions, stage), avatar=avatar, avatar_at=avatar_at,
+        layers=layers, avatar=avatar, avatar_at=avatar_at,
+        cues=_cues(narration, frame, look, options.captions, stage, quoted),
         progress=frame.layer("progress", bar(width, bar_h, palette.accent), 0, height - bar_h),
         index=context.index, total=context.total, still_at=int(frame.frames * STILL_AT), pcm=pcm,
     )
@@ -269,14 +281,8 @@ def plan_scene(scene: Scene, narration: Narration, options: RenderOptions, conte
 def _layout(scene: Scene, narration: Narration, palette: Palette, frame: _Frame, has_picture: bool,
             ) -> tuple[Layer, ...]:
     """The scene's layout (``tasks/scene_layouts.py``) as layers, each state in the frames its words are said in."""
-    fade = max(1, round(LAYOUT_FADE_S * frame.fps))
-    out = []
-    for drawn in scene_layout(scene, narration, palette, frame.width, frame.height, has_picture):
-        frames = frame.speaking(drawn.start_s, drawn.end_s)
-        if frames:
-            out.append(frame.layer(drawn.name, drawn.rgba, drawn.x, drawn.y, frames,
-                                   fade_in=min(fade, len(frames)) if drawn.fade else 0))
-    return tuple(out)
+    drawn = scene_layout(scene, narration, palette, frame.width, frame.height, has_picture)
+    return frame.overlays(drawn, max(1, round(LAYOUT_FADE_S * frame.fps)))
 
 
 def box_of(layer: Layer) -> Box:
@@ -285,14 +291,21 @@ def box_of(layer: Layer) -> Box:
     return Box(layer.x, layer.y, w, h)
 
 
-def _cues(narration: Narration, frame: _Frame, look: Look, style: CaptionStyle, stage: Stage) -> tuple[Layer, ...]:
-    """One layer per caption picture, shown in the frames whose voice time lies in its seconds."""
-    out = []
-    for picture in look.captions(style, narration, stage):
-        frames = frame.speaking(picture.start_s, picture.end_s)
-        if frames:  # a word said between two frames shows in none
-            out.append(frame.layer(picture.name, picture.rgba, picture.x, picture.y, frames))
-    return tuple(out)
+def _cues(narration: Narration, frame: _Frame, look: Look, style: CaptionStyle, stage: Stage,
+          quoted: tuple[float, float] | None = None) -> tuple[Layer, ...]:
+    """One layer per caption picture, shown in the frames whose voice time lies in its seconds.
+
+    No caption shows while the ``quoted`` seconds' words light up in the scene's quote.
+    """
+    pictures = look.captions(style, narration, stage)
+    return frame.overlays([_outside(p, *quoted) for p in pictures] if quoted is not None else pictures)
+
+
+def _outside(picture: Overlay, start_s: float, end_s: float) -> Overlay:
+    """``picture`` shown only outside ``[start_s, end_s)`` (before it where it starts before, else after it)."""
+    if picture.start_s < start_s:
+        return replace(picture, end_s=min(picture.end_s, start_s))
+    return replace(picture, start_s=max(picture.start_s, end_s), end_s=max(picture.end_s, end_s))
 
 
 def _avatar(context: SceneContext, narration: Narration, pcm: np.ndarray, frame: _Frame, look: Look,

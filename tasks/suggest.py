@@ -52,6 +52,8 @@ from tasks.wordlists import (
 logger = logging.getLogger("pagereel.suggest")
 
 MIN_SENTENCEWORDS = 5
+#: Words in a run that a sentence and a paragraph share when one repeats the other (a pull quote).
+_SHINGLE = 4
 MAX_SENTENCEWORDS = 70
 CAPTION_MAXWORDS = 6
 CAPTION_MAX_CHARS = 48
@@ -123,7 +125,7 @@ def suggest_storyboard(article: Article, options: StoryboardOptions | None = Non
     max_body = max(min_body, options.max_scenes - 2)
 
     scores = _scores(sentences)
-    units = _units(sentences, article.title)
+    units = _units(sentences, article.title, _said_elsewhere(sentences, article))
     picked = _pick(sentences, scores, units, budget, min_body)
     planned = _group(picked, sentences, min_body, max_body)
     groups = [_within_limit(g, sentences, scores, units) for g in planned]
@@ -303,16 +305,17 @@ def _refers_back(text: str) -> bool:
     return words[0] in REFERRING_OPENERS or pointing or (ordinal is not None and ordinal > 1)
 
 
-def _units(sentences: list[_Sentence], title: str) -> list[frozenset[int] | None]:
+def _units(sentences: list[_Sentence], title: str,
+           repeated: frozenset[int] = frozenset()) -> list[frozenset[int] | None]:
     """For each sentence, every sentence it must be narrated with (itself included), or None if it cannot be.
 
     A sentence that refers back needs the one before it (in the same or the previous paragraph);
     members of a "first ... second ... third" run need each other. A sentence that repeats the
-    title is never narrated: the title scene has just said it.
+    title is never narrated: the title scene has just said it; nor is one of ``repeated``.
     """
     units: list[frozenset[int] | None] = []
     for i, s in enumerate(sentences):
-        if _repeats(s.text, title):
+        if _repeats(s.text, title) or i in repeated:
             units.append(None)
         elif not _refers_back(s.text) or (_ordinal(s.text) or 0) > 1:
             units.append(frozenset({i}))
@@ -333,6 +336,30 @@ def _units(sentences: list[_Sentence], title: str) -> list[frozenset[int] | None
         if (_ordinal(s.text) or 0) > 1 and i not in in_runs:
             units[i] = None
     return units
+
+
+def _said_elsewhere(sentences: list[_Sentence], article: Article) -> frozenset[int]:
+    """The sentences another narrated paragraph already says whole: a pull quote repeats a line of the body.
+
+    A sentence is such a repeat when another paragraph holds every run of :data:`_SHINGLE` of its
+    words and that paragraph comes first or says more (of two equal lines the first is kept).
+    """
+    said = {p: _normal(article.paragraphs[p]).split() for p in {s.paragraph for s in sentences}}
+    holders: dict[tuple[str, ...], set[int]] = {}
+    for p, words in said.items():
+        for k in range(len(words) - _SHINGLE + 1):
+            holders.setdefault(tuple(words[k : k + _SHINGLE]), set()).add(p)
+    out = set()
+    for i, s in enumerate(sentences):
+        words = _normal(s.text).split()
+        if len(words) < _SHINGLE:
+            continue
+        runs = sorted((holders.get(tuple(words[k : k + _SHINGLE]), set())
+                       for k in range(len(words) - _SHINGLE + 1)), key=len)
+        others = set.intersection(*runs) - {s.paragraph}
+        if any(q < s.paragraph or len(said[q]) > len(words) for q in others):
+            out.add(i)
+    return frozenset(out)
 
 
 def _ordinal_runs(sentences: list[_Sentence]) -> list[list[int]]:

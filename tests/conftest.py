@@ -28,6 +28,7 @@ from tasks.models import FetchOptions
 if TYPE_CHECKING:
     import redis
 
+    from tests.deployed import Deployed
     from tests.reliability.helpers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -420,3 +421,12 @@ def pages_dir() -> Path:
 def sample_pages() -> list[str]:
     """Pages served at ``/pages/<name>`` for tests that want many: the project's own."""
     return list(OWN_PAGES)
+
+
+@pytest.fixture(scope="session")
+def deployed(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    """prefect.yaml's deployments, deployed once per session, and one worker of their pool (tests/deployed.py)."""
+    from tests.deployed import deployed as deploy
+
+    with deploy(prefect_api, tmp_path_factory.mktemp("worker")) as running:
+        yield running

@@ -9,6 +9,7 @@ from tasks.captions import Box, bold_chunks, outlined
 from tasks.layout import subtitle_cues
 from tasks.models import RenderOptions, Scene, WordTiming
 from tasks.render import SceneContext, draw_rgb, render_scene
+from tasks.scene_layouts import is_layout
 from tasks.scene_plan import FrameState, Shown, box_of, frame_at, plan_scene
 from tasks.timeline import LEAD_S
 from tests.test_render import decode, solid_picture, speech
@@ -73,6 +74,34 @@ def test_in_vertical_video_the_subtitles_clear_the_presenter() -> None:
         assert box.bottom <= presenter.y  # above it, whole lines: nothing hidden behind the presenter
         assert box.x >= 0 and box.right <= p.width
 
+
+LAYOUT_SCENES = {
+    "quote": {},
+    "list": {"layout": "list", "items": ["It guides the ships home at night through fog."]},
+    "figure": {"layout": "figure", "figure": "3 ships"},
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUT_SCENES))
+def test_bold_captions_of_a_vertical_layout_sit_in_the_lower_middle(layout: str) -> None:
+    """Under the layout, where vertical video puts them, presenter or not: never squeezed in at the top."""
+    said = "A lighthouse shines bright over 3 ships. It guides the ships home at night through fog."
+    marks = LAYOUT_SCENES[layout]
+    if layout == "list":
+        marks = {**marks, "items": ["A lighthouse shines bright over 3 ships.", *marks["items"]]}
+    heights = []
+    for avatar in ("ada", None):
+        p = plan_scene(Scene(id="s1", narration=said, caption="Guiding ships", hint_s=5.0, **marks),
+                       speech(5.0, said), options("bold", "9:16", 720), SceneContext(avatar=avatar))
+        layout_boxes = [box_of(layer) for layer in p.layers if is_layout(layer.name)]
+        assert p.cues and layout_boxes
+        assert {layer.name.split()[0] for layer in p.layers if is_layout(layer.name)} == {layout}
+        for cue in p.cues:
+            box = box_of(cue)
+            assert 0.5 * p.height <= box.y + box.h / 2 <= 0.75 * p.height, (avatar, cue.name, box)
+            assert all(box.y >= b.bottom for b in layout_boxes), (avatar, cue.name, box, layout_boxes)
+        heights.append([box_of(cue).h for cue in p.cues])
+    assert heights[0] == heights[1]  # as large beside the presenter as without it: not shrunk to fit
 
 def test_karaoke_has_one_picture_per_spoken_word_in_the_frames_it_is_said() -> None:
     p, narration = plan("karaoke")

@@ -143,3 +143,52 @@ def test_caption_style_is_an_edit(board: Storyboard) -> None:
     assert out.caption_style == "karaoke" and board.caption_style is None
     with pytest.raises(EditError, match="'caption_style'.*'loud'"):
         parse_edits({"caption_style": "loud"})
+
+
+def _sourdough() -> Storyboard:
+    from tasks.extract import extract_article
+    from tasks.suggest import suggest_storyboard
+
+    page = Path(__file__).parent / "pages" / "sourdough-steps.html"
+    return suggest_storyboard(extract_article(page.read_text(encoding="utf-8"), "http://127.0.0.1/sourdough-steps.html"))
+
+
+def test_an_edited_list_scene_shows_the_new_words_as_its_bullets(tmp_path: Path) -> None:
+    from tasks.layout import PALETTES
+    from tasks.scene_layouts import layout_of, scene_layout
+    from tests.test_render import speech
+
+    board = _sourdough()
+    listed = next(s for s in board.scenes if s.layout == "list")
+    new = ["Mix the flour with warm water.", "Leave it to rest for an hour.", "Fold in the starter and the salt."]
+    edits = tmp_path / "edits.yaml"
+    edits.write_text(f"scenes:\n  {listed.id}: {{narration: \"{' '.join(new)}\", caption: Mixing}}\n")
+    edited = next(s for s in apply_edits(board, load_edits_file(edits)).scenes if s.id == listed.id)
+    assert edited.narration == " ".join(new) and edited.caption == "Mixing"
+    assert edited.items == new and layout_of(edited) == "list"
+    # The video's bullets are the new ones: one state per new item, the last showing all three.
+    states = scene_layout(edited.model_copy(update={"section": None}), speech(6.0, edited.narration),
+                          PALETTES["midnight"], 640, 360, has_picture=False)
+    assert [d.name for d in states] == ["list 1", "list 2", "list 3"]
+    # An opening line the scene said besides its items, left as it was, stays no bullet.
+    intro = Scene(id="s1", narration="Three habits keep it alive. Feed it daily. Keep it warm.", caption="Care",
+                  hint_s=4.0, layout="list", items=["Feed it daily.", "Keep it warm."])
+    one = Storyboard(title="T", scenes=[intro])
+    changed = apply_edits(one, {"scenes": {"s1": {"narration": "Three habits keep it alive. Feed it twice a day. "
+                                                                "Keep it by the oven. Never chill it."}}})
+    assert changed.scenes[0].items == ["Feed it twice a day.", "Keep it by the oven.", "Never chill it."]
+    # Rewritten as one sentence, the scene is no list any more; a caption alone keeps the items.
+    prose = apply_edits(board, {"scenes": {listed.id: {"narration": "Mix everything and let it rest."}}})
+    assert layout_of(next(s for s in prose.scenes if s.id == listed.id)) == "quote"
+    recaptioned = apply_edits(board, {"scenes": {listed.id: {"caption": "Steps"}}})
+    assert next(s for s in recaptioned.scenes if s.id == listed.id).items == listed.items
+
+
+def test_an_edited_figure_scene_counts_the_new_figure() -> None:
+    scene = Scene(id="s1", narration="The ministry hired 30,000 teaching staff.", caption="Staff", hint_s=3.0,
+                  layout="figure", figure="30,000 teaching staff")
+    board = Storyboard(title="T", scenes=[scene])
+    recounted = apply_edits(board, {"scenes": {"s1": {"narration": "The ministry hired 450 nurses last year."}}})
+    assert recounted.scenes[0].figure.startswith("450 nurses") and recounted.scenes[0].layout == "figure"
+    plain = apply_edits(board, {"scenes": {"s1": {"narration": "The ministry hired more staff."}}})
+    assert plain.scenes[0].figure is None and plain.scenes[0].layout is None

@@ -23,6 +23,7 @@ OWN = {
     "broken-markup.html": ("Night Trains Are Back", None, None, 300, 0),
     "photo-essay.html": ("Seven Bridges", "Ruth Okafor", "en-us", 300, 6),
     "garden-sensor.html": ("Watering the Allotment", "Priya Castellanos", "en", 350, 0),
+    "lighthouse-keeper.html": ("The Last Keeper of Skerry Light", "Maren Holt", "en", 400, 0),
     # Pages in other languages; Chinese and Japanese lengths are counted in characters (1.6 to a word).
     "zh-tea-terraces.html": ("山间茶园的春天", "林晓雯", "zh-cn", 300, 0),
     "ja-bento-shop.html": ("商店街の小さな弁当屋", "佐藤美咲", "ja", 300, 0),

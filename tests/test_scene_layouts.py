@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.layouts import page_share
-from tasks.layout import PALETTES
+from tasks.layout import PALETTES, subtitle_cues
 from tasks.models import RenderOptions, Scene
 from tasks.render import SceneContext, render_scene
 from tasks.scene_layouts import (
@@ -23,6 +23,7 @@ from tasks.scene_layouts import (
     scene_layout,
 )
 from tasks.scene_plan import frame_at, plan_scene
+from tasks.timeline import LEAD_S
 from tests.conftest import CORPUS_MISSING, OWN_PAGES, OWN_PAGES_DIR, PAGES_DIR, slow_corpus_params
 from tests.test_render import SMALL, decode, solid_picture, speech
 
@@ -100,6 +101,26 @@ def test_a_quote_lights_phrase_by_phrase_as_it_is_said() -> None:
     # Faint words still show, so the whole sentence is laid out from the first frame.
     assert (drawn[0].rgba[..., 3] > 40).sum() > lit[-1] // 2 and drawn[0].start_s == -np.inf
 
+
+@pytest.mark.parametrize("style", ["classic", "bold"])
+def test_no_caption_repeats_the_quote_while_it_lights_up(style: str) -> None:
+    """The quote lights up as it is said; a caption of the same words under it would say it twice."""
+    quote = "A lighthouse is a promise you keep every night."
+    text = f"She climbed the tower every evening. {quote} Nobody thanks you for it."
+    scene = body(text, caption="Promise you keep")
+    narration = speech(9.0, text)
+    assert key_sentence(scene) == quote
+    options = RenderOptions(width=W, height=H, fps=FPS, preset="ultrafast", caption_style=style)
+    plan = plan_scene(scene, narration, options, SceneContext())
+    tokens = text.split()
+    first = tokens.index("A")
+    said = (narration.words[first].t0, narration.words[first + len(quote.split())].t0)
+    captioned = [k for k in range(plan.frames) if any(c.shows_at(k) for c in plan.cues)]
+    during = [k for k in range(plan.frames) if said[0] <= k / FPS - LEAD_S < said[1]]
+    assert during and not set(captioned) & set(during)
+    # Before and after the quote the other sentences are captioned; the subtitle files keep every word.
+    assert captioned[0] < during[0] and captioned[-1] > during[-1]
+    assert quote in " ".join(c.text for c in subtitle_cues(narration.words, narration.duration_s))
 
 def test_a_long_sentence_is_quoted_by_its_clause() -> None:
     long = ("Thousands of academic staff at British universities are being treated as second-class citizens on "

@@ -106,10 +106,13 @@ def test_a_new_look_plugs_in_at_the_plan() -> None:
         def dim(self, kind):
             return 1.0
 
-    narration = speech(3.0)
-    plan = plan_scene(scene("Guiding ships"), narration, SMALL, SceneContext(), look=TopSubtitles())
+    # Two sentences: the quote layout sets the first large, and only the second is captioned.
+    said = "Lighthouses guide ships safely home at night. Keepers once lit every lamp by hand."
+    narration = speech(4.0, said)
+    plan = plan_scene(scene("Guiding ships").model_copy(update={"narration": said}), narration, SMALL,
+                      SceneContext(), look=TopSubtitles())
     assert plan.cues and all(layer.y == 0 for layer in plan.cues)
     # Without a picture the scene shows a layout over the backdrop (tests/test_scene_layouts.py).
     shown = names(frame_at(plan, plan.cues[0].first))
-    assert not plan.avatar and [n for n in shown if not is_layout(n)][:2] == ["caption", "subtitle 0"]
+    assert not plan.avatar and [n for n in shown if not is_layout(n)][:2] == ["caption", "subtitle 1"]
     assert any(is_layout(n) for n in shown)

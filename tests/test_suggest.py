@@ -179,6 +179,17 @@ def test_no_boilerplate_in_narration_of_saved_pages(name: str) -> None:
         assert not BOILERPLATE_WORDS.search(scene.narration), scene.narration
 
 
+@pytest.mark.parametrize("target_s", [60.0, 180.0])
+def test_a_pull_quote_is_said_once(target_s: float) -> None:
+    """The page sets a line of its body again as a pull quote; the video says it (and subtitles it) once."""
+    art = article(OWN_PAGES_DIR / "lighthouse-keeper.html")
+    line = "a lighthouse is a promise you keep every night"
+    assert sum(" ".join(words(p)).count(line) for p in art.paragraphs) == 2  # the body's line, and the pull quote
+    board = suggest_storyboard(art, StoryboardOptions(target_duration_s=target_s, max_scenes=20))
+    said = " ".join(" ".join(words(s.narration)) for s in board.scenes)
+    assert said.count(line) == 1, [s.narration for s in board.scenes]
+    assert "she told me" in said  # the line is said where the body says it, with who said it
+
 def test_headings_are_kept_with_their_place_and_become_captions() -> None:
     art = article(OWN_PAGES_DIR / "sourdough-steps.html")
     heads = [p for p, k in zip(art.paragraphs, art.paragraph_kinds, strict=True) if k == "heading"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,6 +66,38 @@ def test_a_prefect_server_that_does_not_start_is_not_called_a_pagereel_bug() -> 
     assert "PREFECT_API_URL" in line and "bug" not in line
     assert "bug in pagereel" in unexpected_failure(KeyError("x"))
 
+
+def test_a_home_prefect_cannot_use_is_named_before_any_server_starts(tmp_path: Path) -> None:
+    """As a service runs it (``env -i HOME=/nonexistent``): one line saying what is wrong and what to do."""
+    article = Path(__file__).resolve().parents[2] / "examples" / "article.html"
+    env = {"HOME": "/nonexistent", "PATH": os.environ["PATH"], "DO_NOT_TRACK": "1"}
+    done = subprocess.run([sys.executable, "-m", "flows.video_flow", str(article), "--dry-run"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr[-2000:]
+    assert "/nonexistent/.prefect" in errors[0] and "does not exist" in errors[0]
+    assert "PREFECT_HOME" in errors[0] and "PREFECT_API_URL" in errors[0]
+    assert "did not start" not in done.stderr and not list(tmp_path.rglob("storyboard.json"))
+
+
+def test_a_prefect_home_that_is_a_file_or_cannot_be_made_is_refused(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from flows.runtime import check_prefect_home
+    from tasks.errors import ConfigurationError
+
+    (tmp_path / "file").write_text("")
+    for home, says in ((tmp_path / "file", "is not a folder"), (tmp_path / "a" / "b", f"{tmp_path / 'a'} does not")):
+        with temporary_settings({PREFECT_HOME: str(home), PREFECT_API_URL: None}), \
+                pytest.raises(ConfigurationError, match=says):
+            check_prefect_home()
+    for home in (tmp_path, tmp_path / "new"):  # a folder, or one its parent lets Prefect make
+        with temporary_settings({PREFECT_HOME: str(home), PREFECT_API_URL: None}):
+            check_prefect_home()
+    with temporary_settings({PREFECT_HOME: str(tmp_path / "file"), PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        check_prefect_home()  # a server of its own needs no home for one
 
 def test_batch_and_cache_commands_answer(tmp_path: Path) -> None:
     done = _pagereel(tmp_path, "batch", "--help")

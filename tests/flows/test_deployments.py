@@ -1,28 +1,22 @@
-"""prefect.yaml against a real API: every deployment registers, and a worker turns a video run into a video."""
+"""prefect.yaml against a real API: every deployment registers, and a worker turns a video run into a video.
+
+The session deploys once and keeps one worker (the ``deployed`` fixture, tests/deployed.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
 
 from tests.conftest import ARTICLE_PAGE, HttpServer
+from tests.deployed import DEPLOYMENTS, POOL, ROOT, run_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFECT = [sys.executable, "-m", "prefect"]
-POOL = "pagereel-local"
+if TYPE_CHECKING:
+    from tests.deployed import Deployed
+
 pytestmark = [pytest.mark.integration]
-
-
-def _prefect(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*PREFECT, "--no-prompt", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 def test_yaml_declares_three_deployments_with_the_nightly_schedule_off() -> None:
@@ -41,28 +35,15 @@ def test_yaml_declares_three_deployments_with_the_nightly_schedule_off() -> None
     assert config["pull"][0]["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $PWD }}"
 
 
-@pytest.mark.timeout(240)
-def test_deploy_all_then_a_worker_renders_the_video(prefect_api: str, pagereel_env: Path,
+@pytest.mark.timeout(300)
+def test_deploy_all_then_a_worker_renders_the_video(deployed: Deployed, pagereel_env: Path,
                                                     http_server: HttpServer) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-    from prefect.exceptions import ObjectNotFound
-
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PWD": str(ROOT),
-           # Small and short: this checks the deployment path, not the picture.
-           "PAGEREEL_RENDER__RESOLUTION": "144", "PAGEREEL_RENDER__FPS": "10",
-           "PAGEREEL_RENDER__PRESET": "ultrafast", "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "12"}
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(POOL)
-        except ObjectNotFound:
-            _prefect("work-pool", "create", POOL, "--type", "process", env=env)
-    _prefect("deploy", "--all", env=env)
 
     with get_client(sync_client=True) as client:
-        names = {"video-flow/from-url", "batch-flow/nightly", "tune-flow/tune"}
         found = {}
-        for full in names:
+        for full in DEPLOYMENTS:
             deployment = client.read_deployment_by_name(full)
             assert deployment.work_pool_name == POOL
             assert deployment.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
@@ -74,19 +55,13 @@ def test_deploy_all_then_a_worker_renders_the_video(prefect_api: str, pagereel_e
         assert nightly_schedule.active is False and nightly_schedule.schedule.cron == "0 2 * * *"
         assert found["batch-flow/nightly"].parameters["url_file"] == "examples/urls.txt"
 
-        run = client.create_flow_run_from_deployment(
-            found["video-flow/from-url"].id,
-            parameters={"url": http_server.url(f"/pages/{ARTICLE_PAGE}"), "workflow_id": "deployed"},
-        )
-
-    worker = subprocess.run(
-        [*PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--run-once", "--limit", "1"],
-        cwd=pagereel_env, env=env, capture_output=True, text=True, timeout=200)
-    assert worker.returncode == 0, worker.stdout + worker.stderr
-
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run.id).state
-    assert state is not None and state.is_completed(), (state, worker.stdout[-3000:], worker.stderr[-3000:])
+    # Small and short: this checks the deployment path, not the picture.
+    run = deployed.run("video-flow/from-url", {"url": http_server.url(f"/pages/{ARTICLE_PAGE}"),
+                                               "workflow_id": "deployed"},
+                       run_settings(PAGEREEL_RENDER__RESOLUTION="144", PAGEREEL_RENDER__FPS="10",
+                                    PAGEREEL_RENDER__PRESET="ultrafast", PAGEREEL_STORYBOARD__TARGET_DURATION_S="12"))
+    state = deployed.wait(run, lambda s: s.is_completed())
+    assert state.is_completed()
     video = pagereel_env / "out" / "deployed" / "video.mp4"
     assert video.is_file() and video.stat().st_size > 10_000
     assert (video.parent / "manifest.json").is_file()

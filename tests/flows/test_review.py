@@ -4,13 +4,12 @@ deployment run that suspends, is answered through the API as the Prefect UI answ
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -19,12 +18,13 @@ from flows.settings import load_settings
 from tasks.errors import EditError
 from tasks.models import Scene, Storyboard
 from tests.conftest import ARTICLE_PAGE, HttpServer
+from tests.deployed import run_settings
 from tests.flows.cli_video import cli_env, client_folder
 
-ROOT = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from tests.deployed import Deployed
+
 PAGEREEL = shutil.which("pagereel", path=str(Path(sys.executable).parent))
-PREFECT = [sys.executable, "-m", "prefect"]
-POOL = "pagereel-local"
 NEW_WORDS = "Seventeen grey herons guard the harbour wall tonight."
 
 
@@ -194,75 +194,45 @@ def test_only_the_edited_scene_is_rendered_again(pagereel_env: Path, http_server
 # --------------------------------------------------------------------------- a deployment run
 
 
-def _prefect(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*PREFECT, "--no-prompt", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def _worker_once(folder: Path, env: dict[str, str]) -> str:
-    """One worker takes one run (until it finishes or suspends), as a work pool's worker does."""
-    done = _prefect("worker", "start", "--pool", POOL, "--type", "process", "--run-once", "--limit", "1",
-                    env={**env, "PWD": str(ROOT)}, timeout=300)
-    return done.stdout + done.stderr
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(600)
-def test_a_deployment_run_suspends_for_review_and_renders_the_edit(prefect_api: str, pagereel_env: Path,
+def test_a_deployment_run_suspends_for_review_and_renders_the_edit(deployed: Deployed, pagereel_env: Path,
                                                                    http_server: HttpServer) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.responses import SetStateStatus
-    from prefect.exceptions import ObjectNotFound
 
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PWD": str(ROOT),
-           "PAGEREEL_RENDER__RESOLUTION": "144", "PAGEREEL_RENDER__FPS": "8",
-           "PAGEREEL_RENDER__PRESET": "ultrafast", "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "12"}
+    run = deployed.run("video-flow/from-url", {"url": http_server.url(f"/pages/{ARTICLE_PAGE}"),
+                                               "workflow_id": "suspended", "review": True},
+                       run_settings(PAGEREEL_RENDER__RESOLUTION="144", PAGEREEL_RENDER__FPS="8",
+                                    PAGEREEL_RENDER__PRESET="ultrafast", PAGEREEL_STORYBOARD__TARGET_DURATION_S="12"))
+    state = deployed.wait(run, lambda s: s.is_paused())
     with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(POOL)
-        except ObjectNotFound:
-            _prefect("work-pool", "create", POOL, "--type", "process", env=env)
-    _prefect("deploy", "--name", "from-url", env=env)
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("video-flow/from-url")
-        run = client.create_flow_run_from_deployment(deployment.id, parameters={
-            "url": http_server.url(f"/pages/{ARTICLE_PAGE}"), "workflow_id": "suspended", "review": True})
-
-    log = _worker_once(pagereel_env, env)
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run.id).state
-        assert state.is_paused() and state.name == "Suspended", (state, log[-3000:])
+        assert state.name == "Suspended", (state, deployed.tail())
         keyset = state.state_details.run_input_keyset
         assert keyset["response"] == "suspended-review-1-response"
-        schema = json.loads(client.read_flow_run_input(run.id, keyset["schema"]))
+        schema = json.loads(client.read_flow_run_input(run, keyset["schema"]))
         # An order naming a scene that does not exist passes the form's schema and is refused by apply_edits.
-        result = client.resume_flow_run(run.id, run_input={"order": "closing, nope"})
+        result = client.resume_flow_run(run, run_input={"order": "closing, nope"})
         assert result.status == SetStateStatus.ACCEPT
     assert not (pagereel_env / "out" / "suspended").exists()
 
-    log = _worker_once(pagereel_env, env)
+    # The worker takes the run up again; it waits again, nothing rendered.
+    state = deployed.wait(run, lambda s, before=state.id: s.is_paused() and s.id != before)
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run.id).state
-        assert state.is_paused(), (state, log[-3000:])  # waiting again, nothing rendered
         keyset = state.state_details.run_input_keyset
-        reason = client.read_flow_run_input(run.id, keyset["description"])
+        reason = client.read_flow_run_input(run, keyset["description"])
         assert "refused" in reason and "'nope', which does not exist" in reason
         # The schema refuses an empty narration before the run sees it, as the UI's form does.
-        result = client.resume_flow_run(run.id, run_input={"scene_2_narration": ""})
+        result = client.resume_flow_run(run, run_input={"scene_2_narration": ""})
         assert result.status == SetStateStatus.REJECT and "scene_2_narration" in result.details.reason
-        assert client.read_flow_run(run.id).state.is_paused()
+        assert client.read_flow_run(run).state.is_paused()
         # The UI sends the whole form: every field, one narration changed.
         answer = {name: field.get("default") for name, field in schema["properties"].items()}
         answer["scene_2_narration"] = NEW_WORDS
-        result = client.resume_flow_run(run.id, run_input=answer)
+        result = client.resume_flow_run(run, run_input=answer)
         assert result.status == SetStateStatus.ACCEPT, result.details
 
-    log = _worker_once(pagereel_env, env)
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run.id).state
-    assert state.is_completed(), (state, log[-3000:])
+    deployed.wait(run, lambda s: s.is_completed())
     assert NEW_WORDS.lower() in _spoken(pagereel_env / "out" / "suspended" / "video.srt")
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -14,7 +13,10 @@ import flows.video_flow
 from flows.settings import RUN_CHOICES, check_run_overrides
 from tasks.errors import ConfigurationError
 from tests.conftest import ARTICLE_PAGE, HttpServer
-from tests.flows.test_deployments import POOL, PREFECT, ROOT, _prefect
+from tests.deployed import run_settings
+
+if TYPE_CHECKING:
+    from tests.deployed import Deployed
 
 pytestmark = pytest.mark.reliability
 
@@ -111,36 +113,19 @@ def test_a_deployed_flow_refuses_config_files_presenter_files_and_pages_elsewher
     assert state.status == "storyboard" and state.storyboard.avatar == "ada"
 
 
-@pytest.mark.timeout(240)
-def test_a_deployment_run_cannot_switch_the_private_host_guard_off(prefect_api: str, pagereel_env: Path,
+@pytest.mark.timeout(300)
+def test_a_deployment_run_cannot_switch_the_private_host_guard_off(deployed: Deployed, pagereel_env: Path,
                                                                    http_server: HttpServer) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    # The worker's own settings keep the guard on; the run's parameters ask to turn it off.
-    env = {k: v for k, v in os.environ.items() if k != "PAGEREEL_FETCH__ALLOW_PRIVATE_HOSTS"}
-    env.update(PREFECT_API_URL=prefect_api, PWD=str(ROOT))
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool(POOL)
-        except ObjectNotFound:
-            _prefect("work-pool", "create", POOL, "--type", "process", env=env)
-    _prefect("deploy", "--name", "from-url", env=env)
     page = f"/pages/{ARTICLE_PAGE}"
     hits = http_server.hits(page)
-    with get_client(sync_client=True) as client:
-        deployment = client.read_deployment_by_name("video-flow/from-url")
-        run = client.create_flow_run_from_deployment(deployment.id, parameters={
-            "url": http_server.url(page), "workflow_id": "opened", "dry_run": True,
-            "overrides": {"fetch": {"allow_private_hosts": True}}})
-
-    worker = subprocess.run(
-        [*PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--run-once", "--limit", "1"],
-        cwd=pagereel_env, env=env, capture_output=True, text=True, timeout=200)
-    assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
-    with get_client(sync_client=True) as client:
-        state = client.read_flow_run(run.id).state
-    assert state is not None and state.is_failed(), (state, worker.stderr[-3000:])
+    # The worker's own settings keep the guard on; the run's parameters ask to turn it off.
+    settings = run_settings()
+    settings.pop("PAGEREEL_FETCH__ALLOW_PRIVATE_HOSTS")
+    run = deployed.run("video-flow/from-url", {"url": http_server.url(page), "workflow_id": "opened",
+                                               "dry_run": True, "overrides": {"fetch": {"allow_private_hosts": True}}},
+                       settings)
+    state = deployed.wait(run, lambda s: s.is_final())
+    assert state.is_failed(), (state, deployed.tail())
     assert "may not set fetch.allow_private_hosts" in (state.message or ""), state.message
     assert http_server.hits(page) == hits  # the loopback page was never fetched
     assert not (pagereel_env / "out" / "opened").exists()
