@@ -83,14 +83,16 @@ def test_a_home_prefect_cannot_use_is_named_before_any_server_starts(tmp_path: P
 
 def test_a_prefect_home_that_is_a_file_or_cannot_be_made_is_refused(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     from flows.runtime import check_prefect_home
     from tasks.errors import ConfigurationError
 
     (tmp_path / "file").write_text("")
     for home, says in ((tmp_path / "file", "is not a folder"), (tmp_path / "a" / "b", f"{tmp_path / 'a'} does not")):
-        with temporary_settings({PREFECT_HOME: str(home), PREFECT_API_URL: None}), \
+        # No database elsewhere: the session's test server (started by an earlier test) sets one.
+        with temporary_settings({PREFECT_HOME: str(home), PREFECT_API_URL: None},
+                                restore_defaults={PREFECT_API_DATABASE_CONNECTION_URL}), \
                 pytest.raises(ConfigurationError, match=says):
             check_prefect_home()
     for home in (tmp_path, tmp_path / "new"):  # a folder, or one its parent lets Prefect make
