@@ -18,7 +18,6 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import best_seconds  # noqa: E402
+from benchmarks.harness import Bench, best_seconds  # noqa: E402
 from kernels._jit import kernel_backend  # noqa: E402
 from kernels.audio import (  # noqa: E402
     _mix_ducked_kernel,
@@ -55,20 +54,6 @@ from kernels.compositing import (  # noqa: E402
     rgb_to_yuv420p_reference,
     tag_bt709,
 )
-
-
-@dataclass(frozen=True)
-class Bench:
-    """One row: a compiled kernel, its reference, their arguments (fresh per call) and what to compare."""
-
-    name: str
-    numba_fn: Callable[..., Any]
-    reference_fn: Callable[..., Any]
-    args_factory: Callable[[], tuple[Any, ...]]
-    #: Bytes the kernel must read and write per call.
-    bytes_moved: int
-    #: What a call produced, from its arguments and return value (in-place kernels write into an argument).
-    result: Callable[[tuple[Any, ...], Any], Any] = lambda args, returned: returned
 
 
 def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Bench]:
@@ -174,11 +159,7 @@ def main(argv: list[str] | None = None) -> None:
           f"copy bandwidth {limit / 1e9:.1f} GB/s")
     print(f"{'kernel':<30} {'numba s':>11} {'numpy s':>11} {'numpy/numba':>12} {'GB/s':>7} {'of limit':>9}")
     for bench in benches(options.width, options.height, options.seconds):
-        args = bench.args_factory()
-        fast_out = bench.result(args, bench.numba_fn(*args))  # also the warm-up
-        ref_args = bench.args_factory()
-        ref_out = bench.result(ref_args, bench.reference_fn(*ref_args))
-        np.testing.assert_array_equal(fast_out, ref_out)  # the two must agree before their times mean anything
+        args, ref_args = bench.checked_args()  # also the warm-up
         fast = best_seconds(bench.numba_fn, args, options.repeat)
         slow = best_seconds(bench.reference_fn, ref_args, options.repeat)
         rate = bench.bytes_moved / fast
