@@ -8,6 +8,7 @@ cleans up leaves nothing the next run's sweep does not remove.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,8 @@ class _Stored(BaseModel):
     path: str
     offset: int = Field(ge=0)
     size: int = Field(ge=0)
+    #: SHA-256 of the stored bytes, taken as they were spooled: the assembly's inputs are keyed by it.
+    sha256: str = ""
 
     def read(self) -> bytes:
         """The stored bytes."""
@@ -75,21 +78,19 @@ class Spool:
         self.path = name
         self._file = os.fdopen(fd, "wb")
 
-    def _append(self, data: bytes) -> tuple[int, int]:
+    def _append(self, data: bytes) -> dict[str, int | str]:
         offset = self._file.tell()
         self._file.write(data)
         self._file.flush()  # readers open the file by name
-        return offset, len(data)
+        return {"path": self.path, "offset": offset, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
     def add_segment(self, segment: Segment) -> SpooledSegment:
-        offset, size = self._append(segment.mp4)
-        return SpooledSegment(scene_id=segment.scene_id, path=self.path, offset=offset, size=size,
-                              duration_s=segment.duration_s, frames=segment.frames, width=segment.width,
-                              height=segment.height, fps=segment.fps, still=segment.still)
+        return SpooledSegment(scene_id=segment.scene_id, **self._append(segment.mp4), duration_s=segment.duration_s,
+                              frames=segment.frames, width=segment.width, height=segment.height, fps=segment.fps,
+                              still=segment.still)
 
     def add_narration(self, narration: Narration) -> SpooledNarration:
-        offset, size = self._append(narration.pcm)
-        return SpooledNarration(scene_id=narration.scene_id, path=self.path, offset=offset, size=size,
+        return SpooledNarration(scene_id=narration.scene_id, **self._append(narration.pcm),
                                 sample_rate=narration.sample_rate, voice=narration.voice, words=narration.words)
 
     def close(self) -> None:
