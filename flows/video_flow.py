@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import socket
 import sys
@@ -393,39 +394,31 @@ def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: 
     )
 
 
-def run_video(
-    url: str,
-    workflow_id: str | None = None,
-    avatar: str | None = None,
-    user_edits: dict[str, Any] | str | None = None,
-    *,
-    dry_run: bool = False,
-    config_file: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    profile: str | None = None,
-    review: bool | None = None,
-    settings: Settings | None = None,
-) -> WorkflowState:
+def run_video(url: str, *, settings: Settings | None = None, **params: Any) -> WorkflowState:
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable).
 
-    ``settings``, when given, are the ones built from ``config_file``, ``overrides``, ``profile`` and
-    ``review`` (profile applied): the flow uses them instead of building them again.
+    ``params`` are the flow's own parameters by name (``workflow_id``, ``avatar``, ``user_edits``,
+    ``dry_run``, ``config_file``, ``overrides``, ``profile``, ``review``): the flow's signature is their
+    one definition, the one Prefect shows and prefect.yaml's deployments fill in. ``settings``, when
+    given, are the ones built from ``config_file``, ``overrides``, ``profile`` and ``review`` (profile
+    applied): the flow uses them instead of building them again.
     """
-    asked = _asked(overrides, profile, review)
-    settings = settings or apply_profile(load_settings(config_file, **(asked or {})))
+    asked = _FLOW_PARAMETERS.bind(url, **params)  # a name the flow does not take fails here, before anything runs
+    asked.apply_defaults()
+    given = asked.arguments
+    overrides = _asked(given["overrides"], given["profile"], given["review"])
+    settings = settings or apply_profile(load_settings(given["config_file"], **(overrides or {})))
     runner, _ = make_task_runner(settings.runner)
-    with prefect_api_for_workers(settings.runner), handing_down(settings, config_file, asked):
-        return video_flow.with_options(task_runner=runner)(
-            url,
-            workflow_id=workflow_id,
-            avatar=avatar,
-            user_edits=user_edits,
-            dry_run=dry_run,
-            config_file=config_file,
-            overrides=overrides,
-            profile=profile,
-            review=review,
-        )
+    with prefect_api_for_workers(settings.runner), handing_down(settings, given["config_file"], overrides):
+        return video_flow.with_options(task_runner=runner)(**given)
+
+
+_FLOW_PARAMETERS = inspect.signature(video_flow.fn)
+# What help() and editors show: the flow's parameters (all but ``url`` by name) and ``settings``.
+_url, *_named = _FLOW_PARAMETERS.parameters.values()
+run_video.__signature__ = _FLOW_PARAMETERS.replace(parameters=[  # type: ignore[attr-defined]
+    _url, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _named),
+    inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Settings | None")])
 
 
 # --------------------------------------------------------------------------- command line
@@ -468,17 +461,9 @@ def main(
         check_local_page(url)
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
-            state = run_video(
-                url,
-                workflow_id=workflow_id,
-                avatar=avatar,
-                user_edits=user_edits,
-                dry_run=dry_run,
-                config_file=str(config) if config else None,
-                overrides=overrides or None,
-                review=review or None,
-                settings=settings,
-            )
+            state = run_video(url, settings=settings, workflow_id=workflow_id, avatar=avatar, user_edits=user_edits,
+                              dry_run=dry_run, config_file=str(config) if config else None,
+                              overrides=overrides or None, review=review or None)
     except PagereelError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback went to the log above
