@@ -9,6 +9,7 @@ import contextlib
 import functools
 import http.server
 import os
+import platform
 import resource
 import socket
 import subprocess
@@ -148,6 +149,20 @@ def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min
             fn(*args)
         best = min(best, (time.perf_counter() - start) / number)
     return best
+
+
+def kernel_machine() -> str:
+    """One line on what runs the kernels: the backend, Numba's threads, the CPUs and the processor."""
+    from kernels._jit import kernel_backend
+
+    try:
+        import numba
+
+        threads = f"{numba.get_num_threads()} numba threads"
+    except ImportError:
+        threads = "numba missing"
+    machine = platform.processor() or platform.machine()
+    return f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}"
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ ratio (reference / numba; above 1 means the kernel is faster). Add a kernel by a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -23,8 +21,7 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import Bench, best_seconds  # noqa: E402
-from kernels._jit import kernel_backend  # noqa: E402
+from benchmarks.harness import Bench, best_seconds, kernel_machine  # noqa: E402
 from kernels.textrank import (  # noqa: E402
     _pagerank_kernel,
     _similarity_kernel,
@@ -61,14 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=300, help="sentences in the synthetic article")
     options = parser.parse_args(argv)
 
-    try:
-        import numba
-
-        threads = f"{numba.get_num_threads()} numba threads"
-    except ImportError:
-        threads = "numba missing"
-    machine = platform.processor() or platform.machine()
-    print(f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}")
+    print(kernel_machine())
     print(f"input: {options.sentences} synthetic sentences; best of {options.repeat}")
     print(f"{'kernel':<24} {'numba s':>12} {'numpy s':>12} {'numpy/numba':>12}")
     for bench in benches(options.sentences):

@@ -14,8 +14,6 @@ runs per frame against the peer it replaces, FFmpeg's swscale through PyAV.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +26,7 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import Bench, best_seconds  # noqa: E402
-from kernels._jit import kernel_backend  # noqa: E402
+from benchmarks.harness import Bench, best_seconds, kernel_machine  # noqa: E402
 from kernels.audio import (  # noqa: E402
     _mix_ducked_kernel,
     _rms_envelope_kernel,
@@ -146,15 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic audio")
     options = parser.parse_args(argv)
 
-    try:
-        import numba
-
-        threads = f"{numba.get_num_threads()} numba threads"
-    except ImportError:
-        threads = "numba missing"
-    machine = platform.processor() or platform.machine()
     limit = copy_bandwidth(options.repeat)
-    print(f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}")
+    print(kernel_machine())
     print(f"input: {options.width}x{options.height} frames; best of {options.repeat}; "
           f"copy bandwidth {limit / 1e9:.1f} GB/s")
     print(f"{'kernel':<30} {'numba s':>11} {'numpy s':>11} {'numpy/numba':>12} {'GB/s':>7} {'of limit':>9}")
