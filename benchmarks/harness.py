@@ -9,6 +9,7 @@ import contextlib
 import functools
 import http.server
 import os
+import platform
 import resource
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +149,50 @@ def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min
             fn(*args)
         best = min(best, (time.perf_counter() - start) / number)
     return best
+
+
+def kernel_machine() -> str:
+    """One line on what runs the kernels: the backend, Numba's threads, the CPUs and the processor."""
+    from kernels._jit import kernel_backend
+
+    try:
+        import numba
+
+        threads = f"{numba.get_num_threads()} numba threads"
+    except ImportError:
+        threads = "numba missing"
+    machine = platform.processor() or platform.machine()
+    return f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}"
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One row of a kernel table: a compiled kernel, its reference, and a factory of their arguments."""
+
+    name: str
+    numba_fn: Callable[..., Any]
+    reference_fn: Callable[..., Any]
+    #: Called once for each side, so an in-place kernel and its reference never share an output.
+    args_factory: Callable[[], tuple[Any, ...]]
+    #: Bytes the kernel must read and write per call (0: not reported).
+    bytes_moved: int = 0
+    #: What a call produced, from its arguments and return value (in-place kernels write into an argument).
+    result: Callable[[tuple[Any, ...], Any], Any] = lambda args, returned: returned
+    #: How closely the two must agree; None: to the bit.
+    rtol: float | None = None
+
+    def checked_args(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """Arguments of the kernel and of the reference, once a first call of each (the warm-up) agreed.
+
+        The two must agree before their times mean anything.
+        """
+        import numpy as np
+
+        args, ref_args = self.args_factory(), self.args_factory()
+        fast = self.result(args, self.numba_fn(*args))
+        slow = self.result(ref_args, self.reference_fn(*ref_args))
+        if self.rtol is None:
+            np.testing.assert_array_equal(fast, slow)
+        else:
+            np.testing.assert_allclose(fast, slow, rtol=self.rtol)
+        return args, ref_args

@@ -11,13 +11,8 @@ ratio (reference / numba; above 1 means the kernel is faster). Add a kernel by a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,25 +21,13 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import best_seconds  # noqa: E402
-from kernels._jit import kernel_backend  # noqa: E402
+from benchmarks.harness import Bench, best_seconds, kernel_machine  # noqa: E402
 from kernels.textrank import (  # noqa: E402
     _pagerank_kernel,
     _similarity_kernel,
     pagerank_reference,
     similarity_matrix_reference,
 )
-
-
-@dataclass(frozen=True)
-class Bench:
-    """One row of the table: a compiled kernel, its reference, and a factory for their shared arguments."""
-
-    name: str
-    numba_fn: Callable[..., Any]
-    reference_fn: Callable[..., Any]
-    args_factory: Callable[[], tuple[Any, ...]]
-    rtol: float = 1e-9  # the two must agree before their times mean anything
 
 
 def synthetic_sentences(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -63,8 +46,9 @@ def benches(sentences: int) -> list[Bench]:
     csr = synthetic_sentences(sentences)
     weights = similarity_matrix_reference(*csr)
     return [
-        Bench("textrank.similarity", _similarity_kernel, similarity_matrix_reference, lambda: csr),
-        Bench("textrank.pagerank", _pagerank_kernel, pagerank_reference, lambda: (weights, 0.85, 1e-8, 200)),
+        Bench("textrank.similarity", _similarity_kernel, similarity_matrix_reference, lambda: csr, rtol=1e-9),
+        Bench("textrank.pagerank", _pagerank_kernel, pagerank_reference, lambda: (weights, 0.85, 1e-8, 200),
+              rtol=1e-9),
     ]
 
 
@@ -74,21 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=300, help="sentences in the synthetic article")
     options = parser.parse_args(argv)
 
-    try:
-        import numba
-
-        threads = f"{numba.get_num_threads()} numba threads"
-    except ImportError:
-        threads = "numba missing"
-    machine = platform.processor() or platform.machine()
-    print(f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}")
+    print(kernel_machine())
     print(f"input: {options.sentences} synthetic sentences; best of {options.repeat}")
     print(f"{'kernel':<24} {'numba s':>12} {'numpy s':>12} {'numpy/numba':>12}")
     for bench in benches(options.sentences):
-        args = bench.args_factory()
-        np.testing.assert_allclose(bench.numba_fn(*args), bench.reference_fn(*args), rtol=bench.rtol)  # + warm-up
+        args, ref_args = bench.checked_args()
         fast = best_seconds(bench.numba_fn, args, options.repeat)
-        slow = best_seconds(bench.reference_fn, args, options.repeat)
+        slow = best_seconds(bench.reference_fn, ref_args, options.repeat)
         print(f"{bench.name:<24} {fast:>12.3e} {slow:>12.3e} {slow / fast:>11.1f}x")
 
 

@@ -14,11 +14,8 @@ runs per frame against the peer it replaces, FFmpeg's swscale through PyAV.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +26,7 @@ import numpy as np
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import best_seconds  # noqa: E402
-from kernels._jit import kernel_backend  # noqa: E402
+from benchmarks.harness import Bench, best_seconds, kernel_machine  # noqa: E402
 from kernels.audio import (  # noqa: E402
     _mix_ducked_kernel,
     _rms_envelope_kernel,
@@ -55,20 +51,6 @@ from kernels.compositing import (  # noqa: E402
     rgb_to_yuv420p_reference,
     tag_bt709,
 )
-
-
-@dataclass(frozen=True)
-class Bench:
-    """One row: a compiled kernel, its reference, their arguments (fresh per call) and what to compare."""
-
-    name: str
-    numba_fn: Callable[..., Any]
-    reference_fn: Callable[..., Any]
-    args_factory: Callable[[], tuple[Any, ...]]
-    #: Bytes the kernel must read and write per call.
-    bytes_moved: int
-    #: What a call produced, from its arguments and return value (in-place kernels write into an argument).
-    result: Callable[[tuple[Any, ...], Any], Any] = lambda args, returned: returned
 
 
 def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Bench]:
@@ -161,24 +143,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the synthetic audio")
     options = parser.parse_args(argv)
 
-    try:
-        import numba
-
-        threads = f"{numba.get_num_threads()} numba threads"
-    except ImportError:
-        threads = "numba missing"
-    machine = platform.processor() or platform.machine()
     limit = copy_bandwidth(options.repeat)
-    print(f"backend: {kernel_backend()}; {threads}; {os.cpu_count()} CPUs; {machine}")
+    print(kernel_machine())
     print(f"input: {options.width}x{options.height} frames; best of {options.repeat}; "
           f"copy bandwidth {limit / 1e9:.1f} GB/s")
     print(f"{'kernel':<30} {'numba s':>11} {'numpy s':>11} {'numpy/numba':>12} {'GB/s':>7} {'of limit':>9}")
     for bench in benches(options.width, options.height, options.seconds):
-        args = bench.args_factory()
-        fast_out = bench.result(args, bench.numba_fn(*args))  # also the warm-up
-        ref_args = bench.args_factory()
-        ref_out = bench.result(ref_args, bench.reference_fn(*ref_args))
-        np.testing.assert_array_equal(fast_out, ref_out)  # the two must agree before their times mean anything
+        args, ref_args = bench.checked_args()  # also the warm-up
         fast = best_seconds(bench.numba_fn, args, options.repeat)
         slow = best_seconds(bench.reference_fn, ref_args, options.repeat)
         rate = bench.bytes_moved / fast

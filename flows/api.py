@@ -44,7 +44,7 @@ class WorkflowEngine:
         async with self._limit:
             try:
                 return await asyncio.to_thread(
-                    run_video, url, workflow_id, avatar, user_edits, dry_run=dry_run,
+                    run_video, url, workflow_id=workflow_id, avatar=avatar, user_edits=user_edits, dry_run=dry_run,
                     config_file=self._config_file, overrides=self._overrides,
                 )
             except PagereelError as exc:

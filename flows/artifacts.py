@@ -11,6 +11,7 @@ import base64
 import io
 import logging
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -99,12 +100,19 @@ def publish_review(workflow_id: str, before: Storyboard, after: Storyboard, note
 
 
 class ProgressReporter:
-    """A progress artifact at 0 %, moved on as each scene is rendered; :meth:`failed` says when and why it stopped."""
+    """A progress artifact at 0 %, moved on as scenes are rendered; :meth:`failed` says when and why it stopped.
+
+    Each move is a call to the API: they come at most every :attr:`EVERY_S` seconds, and the last
+    scene's always. A run whose scenes come from the cache at once makes one move, to 100 %.
+    """
+
+    EVERY_S = 1.0
 
     def __init__(self, workflow_id: str, scenes: int) -> None:
         from prefect.artifacts import create_progress_artifact
 
         self.scenes, self.done = scenes, 0
+        self._moved = time.monotonic()
         self.artifact_id = publish_or_warn("progress", lambda: create_progress_artifact(
             0.0, key=artifact_key(workflow_id, "progress"), description=f"Scenes rendered (of {scenes})"))
 
@@ -116,9 +124,13 @@ class ProgressReporter:
                                                                          description=description))
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage == "render":
-            self.done = done
-            self._update(round(100.0 * done / max(1, total), 1), f"{done} of {total} scenes rendered")
+        if stage != "render":
+            return
+        self.done = done
+        if done < total and time.monotonic() - self._moved < self.EVERY_S:
+            return
+        self._moved = time.monotonic()
+        self._update(round(100.0 * done / max(1, total), 1), f"{done} of {total} scenes rendered")
 
     def failed(self, error: BaseException) -> None:
         """Say on the artifact that the run failed, after how many scenes, and why."""

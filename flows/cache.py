@@ -21,19 +21,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import redis
 from prefect.cache_policies import CachePolicy
 from prefect.filesystems import WritableFileSystem
 from prefect.transactions import IsolationLevel
-from prefect_redis import RedisLockManager
 from pydantic import SecretStr
-from redis.connection import parse_url
-from redis.exceptions import LockNotOwnedError
 
-from flows.records import CheckedLocalFileSystem, CheckedRedisDatabase
+from flows.records import CheckedLocalFileSystem
 from flows.settings import Settings
+
+if TYPE_CHECKING:  # Redis's client is imported where a run uses Redis: most runs never do
+    import redis
+
+    from flows.redis_store import ExpiringRedisLockManager
 
 log = logging.getLogger("pagereel.cache")
 
@@ -59,7 +60,7 @@ class CacheStore:
     backend: Backend
     storage: WritableFileSystem
     where: str  # host:port/db or a folder; never a password
-    lock_manager: RedisLockManager | None = None  # set when backend == "redis"
+    lock_manager: ExpiringRedisLockManager | None = None  # set when backend == "redis"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class RedisProbe:
 
 def redis_where(url: str) -> str:
     """``host:port/db`` (or ``socket/db``) of a Redis URL, without user or password."""
+    from redis.connection import parse_url
+
     try:
         parts = parse_url(url)
     except (ValueError, TypeError):
@@ -88,10 +91,14 @@ def redis_where(url: str) -> str:
 
 
 def _redis_client(url: str) -> redis.Redis:
+    import redis
+
     return redis.Redis.from_url(url, socket_connect_timeout=PING_TIMEOUT_S, socket_timeout=PING_TIMEOUT_S)
 
 
 def _ping(url: str) -> RedisProbe:
+    import redis
+
     where = redis_where(url)
     try:
         client = _redis_client(url)
@@ -176,6 +183,8 @@ def _saved_local(path: str, api_url: str | None) -> CheckedLocalFileSystem:
 
 @functools.cache
 def _saved_redis(url: str, api_url: str | None) -> WritableFileSystem:
+    from flows.redis_store import CheckedRedisDatabase
+
     if url.startswith("unix://"):
         block = CheckedRedisDatabase(connection_url=SecretStr(url))
     else:
@@ -186,74 +195,20 @@ def _saved_redis(url: str, api_url: str | None) -> WritableFileSystem:
     return block
 
 
-class ExpiringRedisLockManager(RedisLockManager):
-    """prefect-redis's lock manager, with locks that expire after :data:`LOCK_HOLD_S`.
-
-    Prefect takes its locks with no hold timeout, and prefect-redis then sets no TTL: a run killed
-    while computing a result would leave its lock in Redis, and every later run of that task would
-    wait for it forever.
-    """
-
-    def __init__(self, *, hold_timeout_s: float = LOCK_HOLD_S, **kwargs: Any) -> None:
-        self.hold_timeout_s = hold_timeout_s
-        super().__init__(**kwargs)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "hold_timeout_s": self.hold_timeout_s}
-
-    def acquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
-                     hold_timeout: float | None = None) -> bool:
-        try:
-            return super().acquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
-        except _REDIS_DOWN as exc:
-            return _unlocked(key, exc)
-
-    async def aacquire_lock(self, key: str, holder: str, acquire_timeout: float | None = None,
-                            hold_timeout: float | None = None) -> bool:
-        try:
-            return await super().aacquire_lock(key, holder, acquire_timeout, hold_timeout or self.hold_timeout_s)
-        except _REDIS_DOWN as exc:
-            return _unlocked(key, exc)
-
-    def release_lock(self, key: str, holder: str) -> None:
-        try:
-            super().release_lock(key, holder)
-        except (LockNotOwnedError, ValueError, *_REDIS_DOWN):
-            # It expired while the task ran, or Redis restarted and forgot it (another run may hold it now).
-            self._locks.pop(self._lock_name_for_key(key), None)
-
-    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
-        try:
-            return super().wait_for_lock(key, timeout)
-        except _REDIS_DOWN as exc:
-            return _unlocked(key, exc)
-
-    async def await_for_lock(self, key: str, timeout: float | None = None) -> bool:
-        try:
-            return await super().await_for_lock(key, timeout)
-        except _REDIS_DOWN as exc:
-            return _unlocked(key, exc)
-
-    def is_locked(self, key: str) -> bool:
-        try:
-            return super().is_locked(key)
-        except _REDIS_DOWN:
-            return False
-
-
-# Redis gone mid-run (restarted, network cut): a lock is an optimisation, so the task goes on without it.
-_REDIS_DOWN = (redis.RedisError, OSError)
-
-
-def _unlocked(key: str, exc: BaseException) -> bool:
-    log.warning("Redis did not answer for the cache lock of %s (%s); computing without the lock",
-                key[:16], " ".join(str(exc).split()) or type(exc).__name__)
-    return True
-
-
 @functools.cache
 def _lock_manager(url: str) -> ExpiringRedisLockManager:
+    from flows.redis_store import ExpiringRedisLockManager
+
     return ExpiringRedisLockManager(connection_url=url)
+
+
+def __getattr__(name: str) -> Any:
+    # Redis's client and prefect-redis are imported by runs that use Redis, not by every run.
+    if name == "ExpiringRedisLockManager":
+        from flows.redis_store import ExpiringRedisLockManager
+
+        return ExpiringRedisLockManager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- the public choice
@@ -331,6 +286,8 @@ def remember_keys(settings: Settings, url: str, keys: Iterable[str | None]) -> N
     if not wanted:
         return
     if cache_backend(settings) == "redis":
+        import redis
+
         client = _redis_client(settings.cache.redis_url or "")
         try:
             client.sadd(_URL_INDEX_PREFIX + _url_id(url), *wanted)

@@ -24,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,6 +144,35 @@ class RunFolder:
             self.staging = staging_dir(folder)
             self._lock = folder / ".lock"
 
+    def take_over(self, inputs: str, names: tuple[str, ...]) -> dict[str, str] | None:
+        """Stage the committed files ``names`` again when the committed run assembled them from ``inputs``.
+
+        Only from a local folder whose manifest records ``inputs`` (see :class:`tasks.models.AssemblyRecord`)
+        and only when each staged file still has the digest recorded there: the digests are taken of
+        the staged copies, so a run that commits meanwhile cannot slip another file in. Returns those
+        digests, or None with nothing staged.
+        """
+        folder = self._folder
+        if folder is None:
+            return None
+        try:
+            record = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("assembly") or {}
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not isinstance(record, dict) or record.get("inputs") != inputs or not isinstance(record.get("files"), dict):
+            return None
+        try:
+            for name in names:
+                _link_or_copy(folder / name, self.staging / name)
+            digests = file_digests(self.staging, names)
+        except OSError:
+            digests = None
+        if digests != record["files"]:
+            for name in names:
+                (self.staging / name).unlink(missing_ok=True)
+            return None
+        return digests
+
     def where(self, name: str) -> str:
         """Where the file ``name`` will be once committed: a path, or a URL on an object store."""
         return f"{self.location}/{name}" if self._folder is None else str(self._folder / name)
@@ -187,4 +218,24 @@ class RunFolder:
                 fs.rm_file(target)
 
 
-__all__ = ["MANIFEST", "OBJECT_STORES", "OUTPUT_NAMES", "RunFolder", "check_out_dir", "is_url", "url_scheme"]
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (no bytes move), or a copy where links are refused."""
+    try:
+        os.link(source, target)
+    except OSError:
+        if not source.is_file():
+            raise
+        shutil.copyfile(source, target)
+
+
+def file_digests(folder: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """SHA-256 of each file ``names`` in ``folder``."""
+    digests = {}
+    for name in names:
+        with open(folder / name, "rb") as f:
+            digests[name] = hashlib.file_digest(f, "sha256").hexdigest()
+    return digests
+
+
+__all__ = ["MANIFEST", "OBJECT_STORES", "OUTPUT_NAMES", "RunFolder", "check_out_dir", "file_digests", "is_url",
+           "url_scheme"]

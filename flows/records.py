@@ -22,8 +22,6 @@ from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect._internal.result_records import ResultRecord
 from prefect.filesystems import LocalFileSystem
 from prefect.serializers import JSONSerializer
-from prefect_redis import RedisDatabase
-from prefect_redis.connection import close_redis_client
 from pydantic import BaseModel
 
 from tasks import blobs
@@ -36,8 +34,6 @@ TRUSTED_SERIALIZER: dict[str, Any] = JSONSerializer().model_dump(mode="json")
 #: Records larger than this are refused unread (a rendered segment of a long scene is a few MB).
 MAX_RECORD_BYTES = 512 * 1024 * 1024
 _MODEL_NAME = re.compile(r"tasks\.[a-z_]+\.[A-Z][A-Za-z0-9]*")
-# Compare-and-delete: a fresh record written meanwhile by another run is kept.
-_DELETE_IF_SAME = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 class UntrustedRecord(ValueError):
@@ -162,34 +158,13 @@ class CheckedLocalFileSystem(LocalFileSystem):
         return content
 
 
-class CheckedRedisDatabase(RedisDatabase):
-    """prefect-redis's result storage, giving Prefect only records :func:`check_record` accepts."""
+def __getattr__(name: str) -> Any:
+    # The Redis storage lives with the rest of the Redis code, imported only by runs that use Redis.
+    if name == "CheckedRedisDatabase":
+        from flows.redis_store import CheckedRedisDatabase
 
-    _block_type_name = "pagereel checked Redis results"
-    _block_type_slug = "pagereel-checked-redis-results"
-
-    async def aread_path(self, path: str) -> bytes:
-        return self._vetted(path, await super().aread_path(path))
-
-    @async_dispatch(aread_path)
-    def read_path(self, path: str) -> bytes:
-        return self._vetted(path, super().read_path(path, _sync=True))
-
-    def _vetted(self, path: str, content: bytes | None) -> bytes:
-        try:
-            _check_blobs(self, check_record(content, path))
-        except UntrustedRecord as exc:
-            if content is None:
-                raise
-            client = self.get_client()
-            try:
-                client.eval(_DELETE_IF_SAME, 1, path, content)
-            except Exception as drop_exc:  # noqa: BLE001 - the record is refused either way
-                log.debug("could not delete refused record %s: %s", path, drop_exc)
-            finally:
-                close_redis_client(client)
-            raise _refuse("Redis", path, exc) from None
-        return content
+        return CheckedRedisDatabase
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CheckedLocalFileSystem", "CheckedRedisDatabase", "TRUSTED_SERIALIZER", "UntrustedRecord", "check_record"]
+__all__ = ["CheckedLocalFileSystem", "TRUSTED_SERIALIZER", "UntrustedRecord", "check_record"]

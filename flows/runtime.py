@@ -135,6 +135,8 @@ class RunRecorder:
         self.on_progress: Callable[[str, int, int], None] | None = None
         #: Storage keys of the results this run used or made, for ``cache clear --url``.
         self.result_keys: list[str] = []
+        #: Stages not run because an earlier run's output was taken over (``reused:<stage>`` among the optimizations).
+        self.reused_stages: list[str] = []
         self._collected: dict[str, float] = {}
         #: Task runs that ran (not cached), by id: their stage and the state type they ended in.
         self._ran: dict[str, tuple[str, str]] = {}
@@ -209,6 +211,12 @@ class RunRecorder:
         self._collected[stage] = self._collected.get(stage, 0.0) + seconds
         return result
 
+    def reused(self, stage: str, seconds: float) -> None:
+        """``stage`` did not run: an earlier run's output was taken over, which took ``seconds``."""
+        self._count(stage, None, seconds)
+        run_metrics.observe_stage(stage, self.runner, seconds)
+        self.reused_stages.append(stage)
+
     def collected(self, stage: str) -> None:
         """Report the seconds spent collecting ``stage`` one :meth:`result` at a time, as one observation."""
         run_metrics.observe_stage(stage, self.runner, self._collected.pop(stage, 0.0))
@@ -272,6 +280,7 @@ class RunRecorder:
 
         used = [f"runner:{active_runner_name()}", f"kernels:{kernel_backend()}"]
         used += [f"fallback:{name}" for name in kernels_on_fallback()]
+        used += [f"reused:{stage}" for stage in self.reused_stages]
         if settings.cache.enabled:
             from flows.cache import cache_backend
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import socket
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,7 @@ from flows.cache import remember_keys
 from flows.display import print_storyboard, scene_progress
 from flows.memory import release_free_memory, tune_allocator
 from flows.metrics import run_metrics
-from flows.outputs import MANIFEST, RunFolder, check_out_dir
+from flows.outputs import MANIFEST, RunFolder, check_out_dir, file_digests
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
 from flows.runtime import RunRecorder, check_prefect_home, unexpected_failure, with_run_options
@@ -40,7 +42,7 @@ from tasks.errors import ConfigurationError, PagereelError
 from tasks.fetch import check_local_page
 from tasks.files import atomic_write, sanitize_workflow_id, workflow_id_for
 from tasks.images import picture_source_folder, without_refused_pictures
-from tasks.models import RenderOptions, SpeechOptions, Storyboard, VideoResult, WorkflowState
+from tasks.models import AssemblyRecord, RenderOptions, SpeechOptions, Storyboard, VideoResult, WorkflowState
 from tasks.spool import Spool
 from tasks.stages import (
     apply_edits_task,
@@ -195,16 +197,16 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
 
     recorder.on_progress = progress = progress_reporter(workflow_id, len(storyboard.scenes))
     try:
-        video = render_storyboard(storyboard, settings, outputs.staging, recorder)
+        video, assembly = render_storyboard(storyboard, settings, outputs, recorder)
     except BaseException as exc:
         progress.failed(exc)  # the UI says the run failed and why, not "Scenes rendered (of 4)"
         raise
-    recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
     state = state.model_copy(
         update={
             "video_path": outputs.where("video.mp4"),
             "duration_s": video.duration_s,
             "scenes": video.scenes,
+            "assembly": assembly,
         }
     )
     state = _finish(state, "completed", recorder, settings)
@@ -218,8 +220,9 @@ def _write_run(url: str, state: WorkflowState, storyboard: Storyboard, dry_run: 
     return state
 
 
-def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, recorder: RunRecorder) -> VideoResult:
-    """Narrate and render every scene on the task runner, then assemble the video in ``folder``."""
+def render_storyboard(storyboard: Storyboard, settings: Settings, outputs: RunFolder,
+                      recorder: RunRecorder) -> tuple[VideoResult, AssemblyRecord]:
+    """Narrate and render every scene on the task runner, then assemble the video in ``outputs``' staging folder."""
     from tasks.render import SceneContext  # the encoder is loaded when a run renders, never for a dry run
 
     tasks = configured_render_tasks(settings)
@@ -255,7 +258,7 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
     segments = {i: submit(i) for i in range(min(ahead, len(scenes)))}
     # In order, each result goes to a spool file beside the outputs (stored bytes are copied a piece at a
     # time) and its future is let go: memory holds a few scenes' bytes, however long the video.
-    with Spool(folder, storage) as spool:
+    with Spool(outputs.staging, storage) as spool:
         spooled_narrations, spooled_segments = [], []
         for i in range(len(scenes)):
             if i + ahead < len(scenes):
@@ -266,9 +269,30 @@ def render_storyboard(storyboard: Storyboard, settings: Settings, folder: Path, 
             release_free_memory()  # the scene's bytes are on disk now: give their pages back
         recorder.collected("narrate")
         recorder.collected("render")
-        return recorder.run("assemble", tasks["assemble"], storyboard, spooled_segments, spooled_narrations, folder,
-                            music=render.music, loudness_lufs=render.loudness_lufs, peak_dbfs=render.peak_dbfs,
-                            cached=False)
+        return _assemble(storyboard, spooled_segments, spooled_narrations, settings, outputs, recorder,
+                         tasks["assemble"])
+
+
+def _assemble(storyboard: Storyboard, segments: list[Any], narrations: list[Any], settings: Settings,
+              outputs: RunFolder, recorder: RunRecorder, task: Any) -> tuple[VideoResult, AssemblyRecord]:
+    """Assemble the video, or take over the folder's video when the run that made it had the very same inputs."""
+    from tasks.assemble import ASSEMBLED_FILES, assembled_result, assembly_digest
+
+    render = settings.render
+    options = {"music": render.music, "loudness_lufs": render.loudness_lufs, "peak_dbfs": render.peak_dbfs}
+    t0 = time.perf_counter()
+    inputs = assembly_digest(storyboard, segments, narrations, **options)
+    digests = outputs.take_over(inputs, ASSEMBLED_FILES) if settings.cache.enabled else None
+    if digests is not None:
+        log.info("video.mp4 is unchanged (the same segments, narrations, music and settings): not assembled again")
+        recorder.reused("assemble", time.perf_counter() - t0)
+        video = assembled_result(storyboard, segments, narrations, outputs.staging)
+    else:
+        video = recorder.run("assemble", task, storyboard, segments, narrations, outputs.staging, **options,
+                             cached=False)
+        recorder.wrote("assemble", video.video_path, video.srt_path, video.vtt_path, video.thumbnail_path)
+        digests = file_digests(outputs.staging, ASSEMBLED_FILES)
+    return video, AssemblyRecord(inputs=inputs, files=digests)
 
 
 @dataclass(frozen=True)
@@ -386,39 +410,31 @@ def _finish(state: WorkflowState, status: str, recorder: RunRecorder, settings: 
     )
 
 
-def run_video(
-    url: str,
-    workflow_id: str | None = None,
-    avatar: str | None = None,
-    user_edits: dict[str, Any] | str | None = None,
-    *,
-    dry_run: bool = False,
-    config_file: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    profile: str | None = None,
-    review: bool | None = None,
-    settings: Settings | None = None,
-) -> WorkflowState:
+def run_video(url: str, *, settings: Settings | None = None, **params: Any) -> WorkflowState:
     """Run :func:`video_flow` on the task runner the settings ask for (threads if it is unavailable).
 
-    ``settings``, when given, are the ones built from ``config_file``, ``overrides``, ``profile`` and
-    ``review`` (profile applied): the flow uses them instead of building them again.
+    ``params`` are the flow's own parameters by name (``workflow_id``, ``avatar``, ``user_edits``,
+    ``dry_run``, ``config_file``, ``overrides``, ``profile``, ``review``): the flow's signature is their
+    one definition, the one Prefect shows and prefect.yaml's deployments fill in. ``settings``, when
+    given, are the ones built from ``config_file``, ``overrides``, ``profile`` and ``review`` (profile
+    applied): the flow uses them instead of building them again.
     """
-    asked = _asked(overrides, profile, review)
-    settings = settings or apply_profile(load_settings(config_file, **(asked or {})))
+    asked = _FLOW_PARAMETERS.bind(url, **params)  # a name the flow does not take fails here, before anything runs
+    asked.apply_defaults()
+    given = asked.arguments
+    overrides = _asked(given["overrides"], given["profile"], given["review"])
+    settings = settings or apply_profile(load_settings(given["config_file"], **(overrides or {})))
     runner, _ = make_task_runner(settings.runner)
-    with prefect_api_for_workers(settings.runner), handing_down(settings, config_file, asked):
-        return video_flow.with_options(task_runner=runner)(
-            url,
-            workflow_id=workflow_id,
-            avatar=avatar,
-            user_edits=user_edits,
-            dry_run=dry_run,
-            config_file=config_file,
-            overrides=overrides,
-            profile=profile,
-            review=review,
-        )
+    with prefect_api_for_workers(settings.runner), handing_down(settings, given["config_file"], overrides):
+        return video_flow.with_options(task_runner=runner)(**given)
+
+
+_FLOW_PARAMETERS = inspect.signature(video_flow.fn)
+# What help() and editors show: the flow's parameters (all but ``url`` by name) and ``settings``.
+_url, *_named = _FLOW_PARAMETERS.parameters.values()
+run_video.__signature__ = _FLOW_PARAMETERS.replace(parameters=[  # type: ignore[attr-defined]
+    _url, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in _named),
+    inspect.Parameter("settings", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="Settings | None")])
 
 
 # --------------------------------------------------------------------------- command line
@@ -462,17 +478,9 @@ def main(
         check_prefect_home()
         user_edits = load_edits_file(edits).model_dump(exclude_unset=True) if edits else None
         with stop_on_sigterm(), scene_progress(enabled=not dry_run):
-            state = run_video(
-                url,
-                workflow_id=workflow_id,
-                avatar=avatar,
-                user_edits=user_edits,
-                dry_run=dry_run,
-                config_file=str(config) if config else None,
-                overrides=overrides or None,
-                review=review or None,
-                settings=settings,
-            )
+            state = run_video(url, settings=settings, workflow_id=workflow_id, avatar=avatar, user_edits=user_edits,
+                              dry_run=dry_run, config_file=str(config) if config else None,
+                              overrides=overrides or None, review=review or None)
     except PagereelError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line for the user; the traceback went to the log above

@@ -8,7 +8,9 @@ priming (about 21 ms) at every cut.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 import os
 import tempfile
@@ -67,22 +69,12 @@ def assemble_video(
             raise ConfigurationError(f"{name} must lie between 0 and 4, got {gain}")
     _check_inputs(storyboard, segments, narrations)
     fps = segments[0].fps
-
-    timings: list[SceneTiming] = []
-    cues: list[Cue] = []
-    start_frame = 0
-    for scene, seg, narration in zip(storyboard.scenes, segments, narrations, strict=True):
-        start, end = start_frame / fps, (start_frame + seg.frames) / fps
-        timings.append(SceneTiming(id=scene.id, start_s=round(start, 3), end_s=round(end, 3)))
-        cues += shift(subtitle_cues(narration.words, narration.duration_s), start + LEAD_S)
-        start_frame += seg.frames
-    duration = start_frame / fps
+    timings, cues, frames = _timeline(storyboard, segments, narrations)
 
     # The small files first: a video.mp4 in the folder means everything beside it is there too.
-    cues = _clip(cues, duration)
-    srt_path = atomic_write(out_dir / "video.srt", to_srt(cues))
-    vtt_path = atomic_write(out_dir / "video.vtt", to_vtt(cues))
-    thumb_path = atomic_write(out_dir / "thumbnail.png", _thumbnail(storyboard, segments))
+    atomic_write(out_dir / "video.srt", to_srt(cues))
+    atomic_write(out_dir / "video.vtt", to_vtt(cues))
+    atomic_write(out_dir / "thumbnail.png", _thumbnail(storyboard, segments))
     video_path = out_dir / "video.mp4"
     with _SoundTrack(out_dir, narrations, segments, fps) as track:
         if music_path is not None:
@@ -93,8 +85,75 @@ def assemble_video(
         if loudness_lufs is not None:  # the whole mix at the target: scenes, engines and music agree
             track.normalize(loudness_lufs, peak_dbfs)
         _write_video(video_path, segments, track)
-    return VideoResult(video_path=str(video_path), srt_path=str(srt_path), vtt_path=str(vtt_path),
-                       thumbnail_path=str(thumb_path), duration_s=duration, frames=start_frame, scenes=timings)
+    return _result(out_dir, timings, frames, fps)
+
+
+def _result(out_dir: Path, timings: list[SceneTiming], frames: int, fps: int) -> VideoResult:
+    return VideoResult(video_path=str(out_dir / "video.mp4"), srt_path=str(out_dir / "video.srt"),
+                       vtt_path=str(out_dir / "video.vtt"), thumbnail_path=str(out_dir / "thumbnail.png"),
+                       duration_s=frames / fps, frames=frames, scenes=timings)
+
+
+def _timeline(storyboard: Storyboard, segments: Sequence[AnySegment],
+              narrations: Sequence[AnyNarration]) -> tuple[list[SceneTiming], list[Cue], int]:
+    """Where each scene sits, the subtitle cues (clipped to the video) and the video's length in frames."""
+    fps = segments[0].fps
+    timings: list[SceneTiming] = []
+    cues: list[Cue] = []
+    start_frame = 0
+    for scene, seg, narration in zip(storyboard.scenes, segments, narrations, strict=True):
+        start, end = start_frame / fps, (start_frame + seg.frames) / fps
+        timings.append(SceneTiming(id=scene.id, start_s=round(start, 3), end_s=round(end, 3)))
+        cues += shift(subtitle_cues(narration.words, narration.duration_s), start + LEAD_S)
+        start_frame += seg.frames
+    return timings, _clip(cues, start_frame / fps), start_frame
+
+
+#: The files :func:`assemble_video` writes into its folder.
+ASSEMBLED_FILES = ("video.srt", "video.vtt", "thumbnail.png", "video.mp4")
+
+
+def assembly_digest(storyboard: Storyboard, segments: Sequence[AnySegment], narrations: Sequence[AnyNarration], *,
+                    music: str | Path | None = None, music_gain: float = 0.35, duck_gain: float = 0.12,
+                    loudness_lufs: float | None = None, peak_dbfs: float = -1.0) -> str:
+    """One SHA-256 of everything :func:`assemble_video` reads, called with the same arguments.
+
+    The storyboard, each segment's and narration's bytes (by digest) and figures, the music file's
+    bytes, the gains and levels, and the code that assembles (this module's import closure and the
+    builds of PyAV, NumPy and Numba it uses): equal digests, equal files.
+    """
+    from tasks.cachekeys import stage_code_digest
+
+    music_path = Path(music).expanduser() if music else None
+    what = {
+        "code": stage_code_digest(__name__),
+        "storyboard": storyboard.model_dump(mode="json"),
+        "segments": [{**_figures(seg, "mp4"), "still": _sha256(seg.still)} for seg in segments],
+        "narrations": [{**_figures(n, "pcm"), "sample_rate": n.sample_rate, "voice": n.voice,
+                        "words": [w.model_dump(mode="json") for w in n.words]} for n in narrations],
+        "music": _sha256(music_path.read_bytes()) if music_path and music_path.is_file() else str(music or ""),
+        "levels": [music_gain, duck_gain, loudness_lufs, peak_dbfs],
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _figures(item: AnySegment | AnyNarration, field: str) -> dict[str, object]:
+    """A segment's or narration's scene, size and bytes' digest (taken when it was spooled, else now)."""
+    digest = getattr(item, "sha256", "") or _sha256(getattr(item, field))
+    shape = {k: getattr(item, k) for k in ("frames", "width", "height", "fps") if hasattr(item, k)}
+    return {"scene_id": item.scene_id, "sha256": digest, **shape}
+
+
+def _sha256(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
+
+
+def assembled_result(storyboard: Storyboard, segments: Sequence[AnySegment], narrations: Sequence[AnyNarration],
+                     out_dir: Path) -> VideoResult:
+    """What :func:`assemble_video` returns for these inputs, for files already in ``out_dir``: nothing is written."""
+    _check_inputs(storyboard, segments, narrations)
+    timings, _, frames = _timeline(storyboard, segments, narrations)
+    return _result(Path(out_dir), timings, frames, segments[0].fps)
 
 
 # --------------------------------------------------------------------------- checks

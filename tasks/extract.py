@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from urllib.parse import urljoin, urlsplit
 
-import trafilatura
 from lxml import etree
 
 from tasks.errors import ExtractionError, FetchError
@@ -49,6 +48,8 @@ def extract_article(html: str, url: str | None = None, *, min_words: int = 60) -
     """Find the article in ``html``; raise :class:`ExtractionError` if there is none worth narrating."""
     if not html or not html.strip():
         raise ExtractionError("the page is empty: there is no article to narrate")
+    import trafilatura  # half a second of imports, which a run whose article is cached never pays
+
     try:
         xml = trafilatura.extract(
             html,

@@ -369,6 +369,17 @@ class VideoResult(BaseModel):
     scenes: list[SceneTiming]
 
 
+class AssemblyRecord(BaseModel):
+    """What a finished video was assembled from, and the SHA-256 of each file assembling wrote.
+
+    A later run of the same workflow whose inputs have the same digest takes the files over instead
+    of assembling them again, once each file still has its recorded digest.
+    """
+
+    inputs: str
+    files: dict[str, str]
+
+
 # --------------------------------------------------------------------------- run state
 
 
@@ -397,6 +408,7 @@ class WorkflowState(BaseModel):
     scenes: list[SceneTiming] = Field(default_factory=list)
     storyboard: Storyboard | None = None
     optimizations_used: list[str] = Field(default_factory=list)
+    assembly: AssemblyRecord | None = None
     metrics: WorkflowMetrics = Field(default_factory=WorkflowMetrics)
     error: str | None = None
     started_at: datetime | None = None

@@ -8,6 +8,7 @@ cleans up leaves nothing the next run's sweep does not remove.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,8 @@ class _Stored(BaseModel):
     path: str
     offset: int = Field(ge=0)
     size: int = Field(ge=0)
+    #: SHA-256 of the stored bytes, taken as they were spooled: the assembly's inputs are keyed by it.
+    sha256: str = ""
 
     def read(self) -> bytes:
         """The stored bytes."""
@@ -81,26 +84,28 @@ class Spool:
         self.storage = storage
         self._file = os.fdopen(fd, "wb")
 
-    def _append(self, data: bytes | StoredNarration | StoredSegment) -> tuple[int, int]:
+    def _append(self, data: bytes | StoredNarration | StoredSegment) -> dict[str, int | str]:
         offset = self._file.tell()
         if isinstance(data, bytes):
             self._file.write(data)
+            digest = hashlib.sha256(data).hexdigest()
         else:
             if self.storage is None:
                 raise BlobMissing(f"scene {data.scene_id!r} names stored bytes, but this spool was given no storage")
-            copy_to(self.storage, data.sha256, data.size, self._file)
+            copy_to(self.storage, data.sha256, data.size, self._file)  # checked against its digest as it is copied
+            digest = data.sha256
         self._file.flush()  # readers open the file by name
-        return offset, self._file.tell() - offset
+        return {"path": self.path, "offset": offset, "size": self._file.tell() - offset, "sha256": digest}
 
     def add_segment(self, segment: Segment | StoredSegment) -> SpooledSegment:
-        offset, size = self._append(segment.mp4 if isinstance(segment, Segment) else segment)
-        return SpooledSegment(scene_id=segment.scene_id, path=self.path, offset=offset, size=size,
+        return SpooledSegment(scene_id=segment.scene_id, **self._append(segment.mp4 if isinstance(segment, Segment)
+                                                                        else segment),
                               duration_s=segment.duration_s, frames=segment.frames, width=segment.width,
                               height=segment.height, fps=segment.fps, still=segment.still)
 
     def add_narration(self, narration: Narration | StoredNarration) -> SpooledNarration:
-        offset, size = self._append(narration.pcm if isinstance(narration, Narration) else narration)
-        return SpooledNarration(scene_id=narration.scene_id, path=self.path, offset=offset, size=size,
+        return SpooledNarration(scene_id=narration.scene_id,
+                                **self._append(narration.pcm if isinstance(narration, Narration) else narration),
                                 sample_rate=narration.sample_rate, voice=narration.voice, words=narration.words)
 
     def close(self) -> None:

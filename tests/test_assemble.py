@@ -345,3 +345,36 @@ def test_packets_without_timestamps_are_copied_not_dropped(tmp_path: Path, narra
     total = sum(p.frames for p in PLANS)
     assert result.frames == len(frames) == total
     assert np.allclose([t for t, _ in frames], np.arange(total) / FPS, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- taking a finished video over
+
+
+def test_the_assembly_digest_moves_with_every_input_the_files_depend_on(tmp_path: Path, segments: list[Segment],
+                                                                         narrations: list[Narration],
+                                                                         music_file: Path) -> None:
+    from tasks.assemble import assembled_result, assembly_digest
+    from tasks.spool import Spool
+
+    board = storyboard()
+    base = assembly_digest(board, segments, narrations)
+    with Spool(tmp_path) as spool:  # spooled inputs key as their bytes do
+        spooled = ([spool.add_segment(s) for s in segments], [spool.add_narration(n) for n in narrations])
+        assert assembly_digest(board, *spooled) == base
+    edited = [*narrations[:2], narrations[2].model_copy(update={"words": narrations[2].words[:0]})]
+    one_frame_more = encode_segment(Plan("outro", "closing", 22, (50, 70, 210), 0.3, "Thanks."), narrations[2])
+    louder_music = tmp_path / "bed.wav"
+    louder_music.write_bytes(music_file.read_bytes()[:-2] + b"\x7f\x7f")
+    changed = [
+        assembly_digest(board, [*segments[:2], one_frame_more], narrations),
+        assembly_digest(board, segments, edited),
+        assembly_digest(storyboard([*PLANS[:2], Plan("outro", "closing", 21, (0, 0, 0), 0.3, "Thanks.",
+                                                     image="other.png")]), segments, narrations),
+        assembly_digest(board, segments, narrations, music=music_file),
+        assembly_digest(board, segments, narrations, music=louder_music),
+        assembly_digest(board, segments, narrations, loudness_lufs=-16.0),
+        assembly_digest(board, segments, narrations, peak_dbfs=-2.0),
+    ]
+    assert len({base, *changed}) == 1 + len(changed)
+    made = assemble_video(board, segments, narrations, tmp_path)
+    assert assembled_result(board, segments, narrations, tmp_path) == made

@@ -8,18 +8,17 @@ import pytest
 from benchmarks import kernels as textrank_bench
 from benchmarks import kernels_frame as frame_bench
 from benchmarks import render as render_bench
+from benchmarks.harness import Bench
 
 pytestmark = pytest.mark.integration
 
 
 def test_kernel_benchmarks_compare_equal_results() -> None:
-    for bench in textrank_bench.benches(40):
-        args = bench.args_factory()
-        np.testing.assert_allclose(bench.numba_fn(*args), bench.reference_fn(*args), rtol=bench.rtol)
-    for bench in frame_bench.benches(64, 36, 0.5):
-        args, ref_args = bench.args_factory(), bench.args_factory()
-        fast = bench.result(args, bench.numba_fn(*args))
-        np.testing.assert_array_equal(fast, bench.result(ref_args, bench.reference_fn(*ref_args)))
+    for bench in [*textrank_bench.benches(40), *frame_bench.benches(64, 36, 0.5)]:
+        bench.checked_args()  # raises unless the kernel and its reference agree
+    off_by_one = Bench("off", lambda: np.arange(3), lambda: np.arange(1, 4), tuple)
+    with pytest.raises(AssertionError):
+        off_by_one.checked_args()
 
 
 def test_render_benchmark_floor_encodes_the_very_frames_pagereel_encodes() -> None:

@@ -95,3 +95,19 @@ def test_serve_builds_the_deployments_of_the_yaml(monkeypatch: pytest.MonkeyPatc
         assert deployment.parameters == entry["parameters"]
         wanted = [(s["cron"], s["timezone"], s["active"]) for s in entry.get("schedules") or []]
         assert [(s.schedule.cron, s.schedule.timezone, s.active) for s in deployment.schedules or []] == wanted
+
+
+def test_the_video_parameters_have_one_definition() -> None:
+    """The flow's signature defines them: Prefect's schema, run_video and the from-url deployment use its names."""
+    import inspect
+
+    from flows.video_flow import run_video, video_flow
+
+    names = list(inspect.signature(video_flow.fn).parameters)
+    assert list(video_flow.parameters.properties) == names  # what the UI's run form shows
+    assert list(inspect.signature(run_video).parameters) == [*names, "settings"]
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    from_url = next(d for d in config["deployments"] if d["name"] == "from-url")
+    assert set(from_url["parameters"]) <= set(names)
+    with pytest.raises(TypeError, match="workflow"):
+        run_video("https://example.com/a", workflow="misspelt")  # fails before anything runs

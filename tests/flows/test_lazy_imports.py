@@ -1,4 +1,4 @@
-"""A command imports what it needs when it needs it: no encoder for a dry run, no Optuna for a video."""
+"""A command imports what it needs when it needs it: no encoder for a dry run, no Optuna or Redis for a video."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_a_dry_run_loads_no_encoder_and_no_optuna(prefect_api: str, tmp_path: Pa
     assert not loaded & {"av", "optuna"}, sorted(loaded & {"av", "optuna"})
 
 
-def test_a_video_loads_no_optuna(prefect_api: str, tmp_path: Path) -> None:
+def test_a_video_loads_no_optuna_and_no_redis_it_was_not_given(prefect_api: str, tmp_path: Path) -> None:
     loaded = _loaded(client_folder(tmp_path / "video", pictures=False), prefect_api, "--workflow-id", "video")
     assert "av" in loaded  # it rendered
-    assert "optuna" not in loaded
+    assert not loaded & {"optuna", "redis", "prefect_redis"}, sorted(loaded & {"optuna", "redis", "prefect_redis"})

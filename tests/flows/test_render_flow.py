@@ -133,10 +133,36 @@ def test_missing_avatar_fails_before_rendering(http_server, small_video, tmp_pat
 def test_second_run_reuses_every_scene(http_server, small_video) -> None:
     url = http_server.url("/pages/harbour-lights.html")
     first = video_flow(url, workflow_id="again")
+    video = Path(first.video_path).read_bytes()
     second = video_flow(url, workflow_id="again")
     assert second.metrics.cache_misses == 0 and second.metrics.cache_hits >= first.metrics.cache_misses
     assert second.scenes == first.scenes
     assert json.loads(Path(second.video_path).with_name("manifest.json").read_text())["status"] == "completed"
+    # Every input of the assembly is unchanged: the finished video is taken over, not assembled again.
+    assert "reused:assemble" in second.optimizations_used and "reused:assemble" not in first.optimizations_used
+    assert second.assembly == first.assembly and Path(second.video_path).read_bytes() == video
+    check_outputs(second)
+
+
+@pytest.mark.slow
+def test_a_changed_scene_or_a_changed_video_file_is_assembled_again(http_server, small_video) -> None:
+    url = http_server.url("/pages/harbour-lights.html")
+    first = video_flow(url, workflow_id="changed")
+    scene = first.storyboard.scenes[1]
+    edited = video_flow(url, workflow_id="changed",
+                        user_edits={"scenes": {scene.id: {"narration": scene.narration + " Worth remembering."}}})
+    assert "reused:assemble" not in edited.optimizations_used
+    assert edited.metrics.cache_misses >= 2  # that scene's narration and render
+    assert edited.assembly.inputs != first.assembly.inputs
+    assert edited.assembly.files["video.mp4"] != first.assembly.files["video.mp4"]
+    check_outputs(edited)
+
+    Path(edited.video_path).write_bytes(b"not the video that was made")  # changed behind pagereel's back
+    again = video_flow(url, workflow_id="changed",
+                       user_edits={"scenes": {scene.id: {"narration": scene.narration + " Worth remembering."}}})
+    assert "reused:assemble" not in again.optimizations_used
+    assert again.assembly.inputs == edited.assembly.inputs
+    check_outputs(again)
 
 
 def test_png_avatar_pixels_follow_the_voice(http_server, small_video, tmp_path: Path) -> None:

@@ -281,3 +281,24 @@ def test_artifacts_read_well_in_a_browser(tmp_path: Path) -> None:
     local = by_key["look-2-video"].data
     assert "file://" not in local and "![thumbnail](data:image/jpeg;base64," in local
     assert "video.mp4 `/srv/out/look-1/video.mp4` (set out_url to link it)" in local
+
+
+def test_progress_moves_at_most_once_a_second_and_always_at_the_last_scene(monkeypatch: pytest.MonkeyPatch) -> None:
+    import prefect.artifacts
+
+    from flows.artifacts import ProgressReporter
+
+    moves: list[float] = []
+    monkeypatch.setattr(prefect.artifacts, "create_progress_artifact", lambda *args, **kwargs: "artifact-id")
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact",
+                        lambda artifact_id, percent, description: moves.append(percent))
+    cached = ProgressReporter("quick", 6)
+    for done in range(1, 7):  # a cached run's scenes come all at once: one call to the API
+        cached("render", done, 6)
+    assert moves == [100.0]
+    moves.clear()
+    slow = ProgressReporter("slow", 3)
+    slow.EVERY_S = 0.0  # scenes a second or more apart: each one moves it
+    for done in range(1, 4):
+        slow("render", done, 3)
+    assert moves == [33.3, 66.7, 100.0]

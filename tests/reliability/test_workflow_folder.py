@@ -88,3 +88,34 @@ def test_commits_of_one_workflow_id_take_turns(tmp_path: Path) -> None:
     assert seen and all(len(runs) == 1 for runs in seen)
     assert len({json.loads((out / "same" / n).read_text())["run"] for n in OUTPUT_NAMES}) == 1
     assert not list((out / "same").glob(".*.part"))
+
+
+def test_a_run_takes_over_finished_files_only_as_its_manifest_recorded_them(tmp_path: Path) -> None:
+    from flows.outputs import file_digests
+
+    names = ("video.srt", "video.mp4")
+    folder = tmp_path / "same"
+
+    def commit(run: RunFolder, record: dict) -> None:
+        (run.staging / MANIFEST).write_text(json.dumps({"assembly": record}))
+        run.commit()
+
+    first = RunFolder(tmp_path, "same")
+    for name in names:
+        (first.staging / name).write_bytes(name.encode() * 1000)
+    record = {"inputs": "inputs-1", "files": file_digests(first.staging, names)}
+    commit(first, record)
+    finished = {name: (folder / name).read_bytes() for name in names}
+
+    again = RunFolder(tmp_path, "same")
+    assert again.take_over("inputs-1", names) == record["files"]
+    commit(again, record)
+    assert {name: (folder / name).read_bytes() for name in names} == finished
+
+    other = RunFolder(tmp_path, "same")
+    assert other.take_over("inputs-2", names) is None  # other inputs
+    (folder / "video.mp4").write_bytes(b"changed by hand")
+    assert other.take_over("inputs-1", names) is None  # the file is not the one recorded
+    assert not any((other.staging / name).exists() for name in names)
+    other.discard()
+    assert RunFolder("memory://bucket/out", "same").take_over("inputs-1", names) is None
