@@ -13,11 +13,13 @@ each is compared: other work on the machine slows single rounds by 30% and more.
 Target: two workers at least 1.6x faster than one.
 
 Where the serial time goes is printed for the fastest 2-worker round: when each video's run
-started and ended after the batch began, and the seconds its flow process spent per stage
-(fetch, extract, suggest and edits run in the flow process before any scene reaches a worker;
-assemble after the last one). Then, for the fastest round of each configuration side by side: the
-serial set-up (batch start to the first scene on a worker: Prefect creating the flow runs, the
-stages before the scenes), the parallel part (first scene to last, with the workers' share of it
+started and ended after the batch began, when its work began (the spread of those starts), the
+seconds its flow process spent per stage (fetch, extract, suggest and edits run in the flow
+process before any scene reaches a worker; assemble after the last one), and how many writes the
+Prefect API refused as busy (its SQLite database; Prefect's client retries each 2 s or more
+later). Then, for the fastest round of each configuration side by side: the serial set-up
+(batch start to the first scene on a worker: Prefect creating the flow runs, the stages before
+the scenes), the parallel part (first scene to last, with the workers' share of it
 spent computing) and the serial wrap-up (last scene to the batch's end: assembling).
 """
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -105,6 +108,31 @@ def _timed_runs(runs: list[dict], t0: list[float]) -> Iterator[None]:
         batch.run_video = plain
 
 
+class _Refusals(logging.Handler):
+    """Counts the writes the Prefect API refused as busy (HTTP 503): Prefect's client retries each 2 s or more later."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "retryable status code 503" in record.getMessage():
+            self.count += 1
+
+
+@contextlib.contextmanager
+def _counted_refusals() -> Iterator[_Refusals]:
+    logger = logging.getLogger("prefect.client")
+    refusals, level = _Refusals(), logger.level
+    logger.addHandler(refusals)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield refusals
+    finally:
+        logger.removeHandler(refusals)
+        logger.setLevel(level)
+
+
 def child(urls: list[str], workers: int, duration: float, overrides: dict | None = None) -> dict:
     """Make the batch on a fresh cluster of ``workers`` worker processes and return what was measured."""
     from distributed import Client
@@ -113,7 +141,8 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
 
     runs: list[dict] = []
     t0 = [0.0, 0.0]  # the batch's start: perf_counter, and wall-clock time
-    with _timed_runs(runs, t0), tempfile.TemporaryDirectory(prefix="pagereel-dask-") as tmp:
+    with _timed_runs(runs, t0), _counted_refusals() as refusals, \
+            tempfile.TemporaryDirectory(prefix="pagereel-dask-") as tmp:
         address, procs = _cluster(workers, Path(tmp))
         try:
             with Client(address, timeout=60) as client:
@@ -138,7 +167,7 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     if failed:
         raise SystemExit("videos failed: " + "; ".join(failed))
     return {"wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items),
-            "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy}
+            "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy, "refused": refusals.count}
 
 
 def _busy(stream: list[dict], t0: float) -> dict[str, dict[str, float]]:
@@ -166,9 +195,10 @@ def print_serial(r: dict) -> None:
               f"scenes {before:.2f} s (fetch {st.get('fetch', 0):.2f}, extract {st.get('extract', 0):.2f}, suggest "
               f"{st.get('suggest', 0):.2f}), assemble {st.get('assemble', 0):.2f} s, CPU {run['cpu_s']:.1f} s")
     flows = sorted(run["flow_start_s"] for run in r["runs"])
-    print(f"  runs called {starts[0]:.2f}-{starts[-1]:.2f} s after the batch began; their flows started at "
-          f"{', '.join(f'{f:.2f}' for f in flows)} s; the last run ended "
-          f"{r['wall_s'] - max(run['end_s'] for run in r['runs']):.2f} s before the batch did")
+    print(f"  runs called {starts[0]:.2f}-{starts[-1]:.2f} s after the batch began; their work began at "
+          f"{', '.join(f'{f:.2f}' for f in flows)} s (spread {flows[-1] - flows[0]:.2f} s); the last run ended "
+          f"{r['wall_s'] - max(run['end_s'] for run in r['runs']):.2f} s before the batch did; the Prefect API "
+          f"refused {r.get('refused', 0)} write(s) as busy (HTTP 503, each retried 2 s or more later)")
     for name, w in sorted(r.get("workers", {}).items()):
         share = w["busy_s"] / r["wall_s"]
         print(f"  worker {name}: computing {w['busy_s']:.1f} s of {r['wall_s']:.1f} s ({share:.0%}); "
@@ -181,8 +211,10 @@ def breakdown(r: dict) -> dict[str, float]:
     first = min((w["first_s"] for w in workers.values()), default=0.0)  # the first scene reaches a worker
     last = max((w["last_s"] for w in workers.values()), default=r["wall_s"])  # the last scene is done
     busy = sum(w["busy_s"] for w in workers.values())
+    starts = [run["flow_start_s"] for run in r["runs"]]
     return {"setup_s": first, "parallel_s": max(0.0, last - first), "wrapup_s": max(0.0, r["wall_s"] - last),
-            "busy_s": busy, "flows_s": max((run["flow_start_s"] for run in r["runs"]), default=0.0)}
+            "busy_s": busy, "flows_s": max((run["flow_start_s"] for run in r["runs"]), default=0.0),
+            "spread_s": max(starts) - min(starts) if starts else 0.0}
 
 
 def print_breakdown(rounds: dict[int, dict]) -> None:
@@ -194,7 +226,7 @@ def print_breakdown(rounds: dict[int, dict]) -> None:
         share = b["busy_s"] / (workers * b["parallel_s"]) if b["parallel_s"] else 0.0
         print(f"  {workers} worker(s): {b['setup_s']:5.1f} s | {b['parallel_s']:5.1f} s, workers computing "
               f"{b['busy_s']:5.1f} s ({share:.0%} of {workers}) | {b['wrapup_s']:5.1f} s; all flow runs started by "
-              f"{b['flows_s']:.1f} s")
+              f"{b['flows_s']:.1f} s (spread {b['spread_s']:.1f} s)")
 
 
 def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float) -> dict:

@@ -173,7 +173,24 @@ def _api_url() -> str | None:
     return PREFECT_API_URL.value()
 
 
-@functools.cache
+def _saved_once(save: Any) -> Any:
+    """``functools.cache`` for a block saved to the API, whose first calls take turns.
+
+    Two threads saving the first block of a type at once both find the type missing and both
+    register it: the second fails with ObjectAlreadyExists (a batch's runs begin together).
+    """
+    cached = functools.cache(save)
+    turn = threading.Lock()
+
+    @functools.wraps(save)
+    def saved(*args: Any) -> Any:
+        with turn:
+            return cached(*args)
+
+    return saved
+
+
+@_saved_once
 def _saved_local(path: str, api_url: str | None) -> CheckedLocalFileSystem:
     block = CheckedLocalFileSystem(basepath=path)
     # Tasks find their storage through the API, so the block must be saved first.
@@ -181,7 +198,7 @@ def _saved_local(path: str, api_url: str | None) -> CheckedLocalFileSystem:
     return block
 
 
-@functools.cache
+@_saved_once
 def _saved_redis(url: str, api_url: str | None) -> WritableFileSystem:
     from flows.redis_store import CheckedRedisDatabase
 

@@ -26,6 +26,7 @@ def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, h
     # Where the serial time goes: each run's start and its flow process's stages.
     runs = report["runs"]
     assert len(runs) == 2 and all("fetch" in r["stages"] and r["end_s"] > r["start_s"] for r in runs)
+    assert isinstance(report["refused"], int)  # writes the Prefect API refused as busy
     (worker,) = report["workers"].values()  # the one worker process, seen through the scheduler
     assert 0 < worker["busy_s"] < report["wall_s"] and worker["first_s"] < worker["last_s"]
 

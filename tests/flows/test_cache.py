@@ -107,6 +107,40 @@ def test_local_folder_by_default(prefect_api: str, pagereel_env: Path) -> None:
     assert (pagereel_env / "cache" / "notes.txt").exists()  # only result records are removed
 
 
+def test_runs_beginning_together_register_the_result_folder_once(prefect_api: str, pagereel_env: Path) -> None:
+    """A batch's first runs begin their work together. On an API that does not know pagereel's result
+    folder yet, each run's first save would register its block type: one would, the others fail with
+    ObjectAlreadyExists. The first saves take turns, so every run gets the one saved folder."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.records import CheckedLocalFileSystem
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_block_type(client.read_block_type_by_slug(CheckedLocalFileSystem._block_type_slug).id)
+        except ObjectNotFound:
+            pass
+    settings = load_settings()
+    together = threading.Barrier(4)
+    saved: list[object] = []
+
+    def begin() -> None:
+        together.wait(timeout=30)
+        try:
+            saved.append(cache.cache_store(settings).storage._block_document_id)
+        except Exception as exc:  # noqa: BLE001 - the failure is what the assertion reports
+            saved.append(exc)
+
+    threads = [threading.Thread(target=begin) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(saved) == 4 and not [s for s in saved if isinstance(s, Exception)], saved
+    assert len(set(saved)) == 1 and saved[0] is not None
+
+
 # --------------------------------------------------------------------------- Redis
 
 
