@@ -8,6 +8,7 @@ arithmetic.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,18 +38,8 @@ class Backdrop:
     """
 
     def __init__(self, picture: Picture | None, size: tuple[int, int], palette: Palette, seed: int, dim: float):
-        w, h = size
-        if picture is not None:
-            rgb = picture.to_rgb()
-            if too_small_or_narrow(rgb.shape[1], rgb.shape[0], w, h):
-                rgb = on_blurred_copy(rgb, w, h)
-        else:
-            # A gradient larger than the frame, so the same pan-and-zoom makes it drift.
-            rgb = gradient(int(w * 1.3) + 2, int(h * 1.3) + 2, palette)
-        if dim < 1.0:
-            rgb = np.ascontiguousarray((rgb.astype(np.uint16) * int(dim * 256) >> 8).astype(np.uint8))
-        self.image = rgb
-        self.planes = yuv_planes(rgb)
+        # Shared with other scenes' backdrops of the same picture (or theme) and light: never written.
+        self.image, self.planes = backdrop_pixels(picture, size, palette, dim)
         self.size = size
         # Alternate the direction of the move from scene to scene.
         self.pan = (0.06 if seed % 2 == 0 else -0.06, 0.03 if seed % 3 == 0 else -0.03)
@@ -69,6 +60,35 @@ class Backdrop:
         ken_burns_plane(self.planes[0], y, x0, y0, ww, wh)
         for source, out in zip(self.planes[1:], (cb, cr), strict=True):
             ken_burns_plane(source, out, x0 / 2, y0 / 2, ww / 2, wh / 2)
+
+
+@functools.lru_cache(maxsize=4)
+def backdrop_pixels(picture: Picture | None, size: tuple[int, int], palette: Palette,
+                    dim: float) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A backdrop's dimmed RGB pixels and their yuv420p planes, made once for the scenes that share them.
+
+    Each scene draws its own backdrop and, for the cross-fade, the previous scene's; every scene
+    without a picture has the same theme gradient. At 1080p making one (the gradient is 1.3x the
+    frame on each side, in float32) cost as much CPU as drawing a second of frames, and a video
+    made it twice per scene. The few kept are those that scenes rendering side by side are using.
+    """
+    w, h = size
+    if picture is not None:
+        rgb = picture.to_rgb()
+        if too_small_or_narrow(rgb.shape[1], rgb.shape[0], w, h):
+            rgb = on_blurred_copy(rgb, w, h)
+    else:
+        # A gradient larger than the frame, so the same pan-and-zoom makes it drift.
+        rgb = _theme_gradient(int(w * 1.3) + 2, int(h * 1.3) + 2, palette)
+    if dim < 1.0:
+        rgb = np.ascontiguousarray((rgb.astype(np.uint16) * int(dim * 256) >> 8).astype(np.uint8))
+    return rgb, yuv_planes(rgb)
+
+
+@functools.lru_cache(maxsize=2)
+def _theme_gradient(width: int, height: int, palette: Palette) -> np.ndarray:
+    """The theme's gradient, made once for title and body scenes alike (they differ only in dimming); never written."""
+    return gradient(width, height, palette)
 
 
 #: A picture that would have to be enlarged more than this to cover the frame, or lose more than this
@@ -184,14 +204,21 @@ def plane_layer(rgba: np.ndarray, x: int, y: int) -> PlaneLayer:
     rgb_to_yuv420p(rgb, luma, cb, cr)
     # A block's chroma is its alpha-weighted colour: where a glyph's edge covers part of a block, the
     # colour is the glyph's and the block's alpha (the mean) says how much of it shows.
-    weights = alpha.reshape(ph // 2, 2, pw // 2, 2).astype(np.int64)
-    total = weights.sum(axis=(1, 3))
-    blocks = rgb.reshape(ph // 2, 2, pw // 2, 2, 3).astype(np.int64)
-    weighted = (blocks * weights[..., None]).sum(axis=(1, 3))
-    plain = blocks.sum(axis=(1, 3))
+    # Sums of four 8-bit products fit in int32; summing the four corners of each block as strided
+    # views keeps every temporary a quarter of the layer (int64 over 2x2 blocks cost 1080p runs seconds).
+    weights = alpha.astype(np.int32)
+    total = _block_sums(weights)
+    pixels = rgb.astype(np.int32)
+    weighted = _block_sums(pixels * weights[..., None])
+    plain = _block_sums(pixels)
     colour = np.where(total[..., None] > 0, (weighted + total[..., None] // 2) // np.maximum(total, 1)[..., None],
                       (plain + 2) // 4).astype(np.uint8)
     block_rgb = np.ascontiguousarray(np.repeat(np.repeat(colour, 2, axis=0), 2, axis=1))
     rgb_to_yuv420p(block_rgb, np.empty_like(luma), cb, cr)
     chroma_alpha = ((total + 2) // 4).astype(np.uint8)
     return PlaneLayer(luma, alpha, cb, cr, chroma_alpha, x - left, y - top)
+
+
+def _block_sums(a: np.ndarray) -> np.ndarray:
+    """Sums over the 2x2 blocks of ``a`` (even height and width), in ``a``'s dtype."""
+    return a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]

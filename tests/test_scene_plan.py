@@ -116,3 +116,47 @@ def test_a_new_look_plugs_in_at_the_plan() -> None:
     shown = names(frame_at(plan, plan.cues[0].first))
     assert not plan.avatar and [n for n in shown if not is_layout(n)][:2] == ["caption", "subtitle 1"]
     assert any(is_layout(n) for n in shown)
+
+
+def test_scenes_share_the_backdrop_pixels_they_have_in_common() -> None:
+    # At 1080p the theme gradient and its planes cost as much as a second of frames: a video makes
+    # them once, not for every scene and again for every scene's cross-fade.
+    from tasks.layout import PALETTES
+    from tasks.planes import Backdrop
+
+    midnight = PALETTES["midnight"]
+    first = Backdrop(None, (W, H), midnight, 0, 0.8)
+    second = Backdrop(None, (W, H), midnight, 1, 0.8)
+    assert second.image is first.image and second.planes is first.planes
+    assert second.pan != first.pan  # the move is still the scene's own
+    title = Backdrop(None, (W, H), midnight, 0, 0.55)
+    assert title.image is not first.image and int(title.image.max()) < int(first.image.max())
+    picture = solid_picture((30, 90, 160))
+    assert Backdrop(picture, (W, H), midnight, 0, 0.8).image is Backdrop(picture, (W, H), midnight, 3, 0.8).image
+
+
+def test_a_layer_converts_to_planes_as_the_two_by_two_block_formula_says() -> None:
+    from kernels.compositing import rgb_to_yuv420p
+    from tasks.planes import plane_layer
+
+    rng = np.random.default_rng(7)
+    for h, w, x, y in ((7, 9, 1, 3), (8, 8, 0, 0), (33, 50, 3, 2), (1, 1, 5, 5)):
+        rgba = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+        rgba[: h // 2, :, 3] = 0  # transparent rows: the block colour falls back to the plain mean
+        layer = plane_layer(rgba, x, y)
+        left, top = x % 2, y % 2
+        padded = np.pad(rgba, ((top, (h + top) % 2), (left, (w + left) % 2), (0, 0))).astype(np.int64)
+        ph, pw = padded.shape[:2]
+        weights = padded[..., 3].reshape(ph // 2, 2, pw // 2, 2)
+        blocks = padded[..., :3].reshape(ph // 2, 2, pw // 2, 2, 3)
+        total = weights.sum(axis=(1, 3))
+        weighted = (blocks * weights[..., None]).sum(axis=(1, 3))
+        colour = np.where(total[..., None] > 0, (weighted + total[..., None] // 2) // np.maximum(total, 1)[..., None],
+                          (blocks.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8)
+        luma, cb, cr = np.empty((ph, pw), np.uint8), *np.empty((2, ph // 2, pw // 2), np.uint8)
+        rgb_to_yuv420p(np.ascontiguousarray(padded[..., :3].astype(np.uint8)), luma, cb, cr)
+        rgb_to_yuv420p(np.ascontiguousarray(colour.repeat(2, axis=0).repeat(2, axis=1)), np.empty_like(luma), cb, cr)
+        assert np.array_equal(layer.y, luma) and np.array_equal(layer.alpha, padded[..., 3])
+        assert np.array_equal(layer.cb, cb) and np.array_equal(layer.cr, cr)
+        assert np.array_equal(layer.chroma_alpha, ((total + 2) // 4).astype(np.uint8))
+        assert (layer.x, layer.top) == (x - left, y - top)
