@@ -108,7 +108,8 @@ def _blob_digest(item: dict[str, Any]) -> str:
     return digest
 
 
-def _check_blobs(storage: Any, digests: list[str]) -> None:
+def check_blobs(storage: Any, digests: list[str]) -> None:
+    """Raise :class:`UntrustedRecord` unless every blob a record names (``digests``) is still in ``storage``."""
     for digest in digests:
         if not blobs.exists(storage, digest):
             raise UntrustedRecord(f"the bytes it names ({digest[:16]}) are no longer stored")
@@ -126,7 +127,7 @@ def _trusted_model(name: Any) -> None:
         raise UntrustedRecord(f"it holds type {name!r}, which is not one of pagereel's models")
 
 
-def _refuse(where: str, key: str, reason: UntrustedRecord) -> UntrustedRecord:
+def refuse_record(where: str, key: str, reason: UntrustedRecord) -> UntrustedRecord:
     log.warning("discarding the cached result %s in %s: %s; it will be computed again", Path(key).name, where, reason)
     return UntrustedRecord(f"cached result {Path(key).name} refused: {reason}")
 
@@ -146,7 +147,7 @@ class CheckedLocalFileSystem(LocalFileSystem):
 
     def _vetted(self, path: str, content: bytes) -> bytes:
         try:
-            _check_blobs(self, check_record(content, path))
+            check_blobs(self, check_record(content, path))
         except UntrustedRecord as exc:
             file = Path(self._resolve_path(path))
             try:
@@ -154,7 +155,7 @@ class CheckedLocalFileSystem(LocalFileSystem):
                     file.unlink()
             except OSError:
                 pass  # already gone, or rewritten by another run
-            raise _refuse(str(self.basepath), path, exc) from None
+            raise refuse_record(str(self.basepath), path, exc) from None
         return content
 
 

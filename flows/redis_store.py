@@ -16,7 +16,7 @@ from prefect_redis.connection import close_redis_client
 from redis.exceptions import LockNotOwnedError
 
 from flows.cache import LOCK_HOLD_S
-from flows.records import UntrustedRecord, _check_blobs, _refuse, check_record
+from flows.records import UntrustedRecord, check_blobs, check_record, refuse_record
 
 log = logging.getLogger("pagereel.cache")
 # Compare-and-delete: a fresh record written meanwhile by another run is kept.
@@ -38,7 +38,7 @@ class CheckedRedisDatabase(RedisDatabase):
 
     def _vetted(self, path: str, content: bytes | None) -> bytes:
         try:
-            _check_blobs(self, check_record(content, path))
+            check_blobs(self, check_record(content, path))
         except UntrustedRecord as exc:
             if content is None:
                 raise
@@ -49,7 +49,7 @@ class CheckedRedisDatabase(RedisDatabase):
                 log.debug("could not delete refused record %s: %s", path, drop_exc)
             finally:
                 close_redis_client(client)
-            raise _refuse("Redis", path, exc) from None
+            raise refuse_record("Redis", path, exc) from None
         return content
 
 

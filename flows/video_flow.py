@@ -338,11 +338,11 @@ def _blobs_reachable(settings: Settings, storage: Any) -> bool:
     local runner, or a cluster started here). Workers elsewhere with a local result folder each write to
     their own disk, so their bytes travel in the records.
     """
-    from flows.records import CheckedRedisDatabase
+    from flows.records import CheckedLocalFileSystem  # not the Redis one: that would import Redis for every run
 
     runner = settings.runner
     local = runner.kind in ("thread", "process") or not runner.address
-    return storage is not None and (local or isinstance(storage, CheckedRedisDatabase))
+    return storage is not None and (local or not isinstance(storage, CheckedLocalFileSystem))
 
 
 def _scenes_ahead(settings: Settings) -> int:
