@@ -338,11 +338,14 @@ def _blobs_reachable(settings: Settings, storage: Any) -> bool:
     local runner, or a cluster started here). Workers elsewhere with a local result folder each write to
     their own disk, so their bytes travel in the records.
     """
-    from flows.records import CheckedRedisDatabase
-
     runner = settings.runner
-    local = runner.kind in ("thread", "process") or not runner.address
-    return storage is not None and (local or isinstance(storage, CheckedRedisDatabase))
+    if storage is None:
+        return False
+    if runner.kind in ("thread", "process") or not runner.address:
+        return True
+    from flows.records import CheckedRedisDatabase  # Redis's client: loaded only when workers may be elsewhere
+
+    return isinstance(storage, CheckedRedisDatabase)
 
 
 def _scenes_ahead(settings: Settings) -> int:
