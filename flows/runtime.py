@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import logging
 import os
 import resource
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -276,16 +278,28 @@ class RunRecorder:
         return m
 
     def optimizations(self, settings: Settings) -> list[str]:
-        from kernels._jit import kernel_backend, kernels_on_fallback
-
-        used = [f"runner:{active_runner_name()}", f"kernels:{kernel_backend()}"]
-        used += [f"fallback:{name}" for name in kernels_on_fallback()]
+        used = [f"runner:{active_runner_name()}", *_kernels_used()]
         used += [f"reused:{stage}" for stage in self.reused_stages]
         if settings.cache.enabled:
             from flows.cache import cache_backend
 
             used.append(f"cache:{cache_backend(settings)}")
         return used
+
+
+def _kernels_used() -> list[str]:
+    """``kernels:<backend>`` and a ``fallback:<kernel>`` per kernel on its NumPy reference.
+
+    A run whose scenes all came from the cache never loads the kernels (nor Numba and LLVM, a third
+    of a second): then the backend is read off what is installed and the environment, as
+    ``kernels._jit`` would read it, without importing Numba.
+    """
+    jit = sys.modules.get("kernels._jit")
+    if jit is not None:
+        return [f"kernels:{jit.kernel_backend()}", *(f"fallback:{name}" for name in jit.kernels_on_fallback())]
+    disabled = os.environ.get("NUMBA_DISABLE_JIT", "0").strip() not in ("", "0")
+    installed = importlib.util.find_spec("numba") is not None
+    return [f"kernels:{'numba' if installed and not disabled else 'numpy'}"]
 
 
 #: What Prefect says when its temporary API server does not come up in time.

@@ -22,7 +22,6 @@ import av
 import numpy as np
 from PIL import Image
 
-from kernels.audio import mix_ducked
 from kernels.loudness import gated_loudness, normalize_loudness, peak_limit, spanned_block_powers
 from tasks.errors import ConfigurationError, RenderError
 from tasks.files import atomic_write
@@ -262,6 +261,8 @@ class _SoundTrack:
             return self._voice(start, stop)
         # The ducking of a sample depends on the voice within window + hold + fade of it (0.5 s with
         # mix_ducked's defaults); a second either side makes every sample of the span come out exact.
+        from kernels.audio import mix_ducked  # Numba's kernel, loaded by a run that mixes music, not by every run
+
         margin = OUTPUT_SAMPLE_RATE
         lo, hi = max(0, start - margin), min(self.length, stop + margin)
         voice = self._voice(lo, hi)

@@ -50,10 +50,22 @@ class Face:
     name: str
     path: str | None  # None: Pillow's built-in font
     index: int
-    coverage: frozenset[int]
+
+    @functools.cached_property
+    def coverage(self) -> frozenset[int]:
+        """Read the first time text asks: the render key only needs the file (a CJK collection's table takes 0.1 s)."""
+        if self.path is None:
+            data = getattr(ImageFont.load_default(size=12), "font_bytes", b"")
+            return _coverage(TTFont(io.BytesIO(data), lazy=True)) if data else frozenset(range(0x20, 0x7F))
+        return _coverage(_open(self.path, self.index))
 
     def covers(self, ch: str) -> bool:
         return ord(ch) in self.coverage
+
+
+def _open(path: str, index: int) -> TTFont:
+    """Face ``index`` of a font file (of a collection for ``.ttc``); tables are read when asked for."""
+    return TTCollection(path, lazy=True).fonts[index] if path.lower().endswith(".ttc") else TTFont(path, lazy=True)
 
 
 def _coverage(font: TTFont) -> frozenset[int]:
@@ -62,9 +74,7 @@ def _coverage(font: TTFont) -> frozenset[int]:
 
 
 def _builtin() -> Face:
-    data = getattr(ImageFont.load_default(size=12), "font_bytes", b"")
-    coverage = _coverage(TTFont(io.BytesIO(data), lazy=True)) if data else frozenset(range(0x20, 0x7F))
-    return Face("Pillow built-in", None, 0, coverage)
+    return Face("Pillow built-in", None, 0)
 
 
 def _packaged(module: str) -> Face | None:
@@ -77,7 +87,7 @@ def _packaged(module: str) -> Face | None:
     if not fonts:
         return None
     path = str(fonts[0])
-    return Face(fonts[0].name.split("[")[0].split(".")[0], path, 0, _coverage(TTFont(path, lazy=True)))
+    return Face(fonts[0].name.split("[")[0].split(".")[0], path, 0)
 
 
 def _system(pattern: str) -> Face | None:
@@ -97,9 +107,8 @@ def _system(pattern: str) -> Face | None:
         found.append((not regular, "Bold" in rest or "Italic" in rest, "Sans" not in path, path.strip(), index))
     for *_, path, index in sorted(found):
         try:
-            font = TTCollection(path, lazy=True).fonts[index] if path.lower().endswith(".ttc") else TTFont(
-                path, lazy=True)
-            return Face(os.path.basename(path), path, index, _coverage(font))
+            _open(path, index)  # the first file that opens as a font
+            return Face(os.path.basename(path), path, index)
         except (OSError, IndexError, ValueError) as exc:
             log.debug("system font %s is unreadable: %s", path, exc)
     return None

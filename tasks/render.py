@@ -22,22 +22,22 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-import av
-import numpy as np
-from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernels._jit import limit_kernel_threads
-from kernels.compositing import alpha_over, crossfade, tag_bt709, yuv420p_planes
 from tasks.blobs import StoredNarration, StoredSegment, loaded_narration, run_storage, stored_segment
 from tasks.errors import RenderError
 from tasks.models import Narration, RenderOptions, Scene, Segment
-from tasks.pcm import encode as encode_pcm
-from tasks.planes import Planes
-from tasks.scene_plan import FrameState, ScenePlan, frame_at, plan_scene
 
+# PyAV, Pillow, the kernels (Numba and LLVM) and the scene's plan are imported where a frame is drawn
+# or encoded, never at import: a run whose scenes all come from the cache keys and looks up the render
+# task without loading them. (Its cache key still covers them: tasks.cachekeys reads imports anywhere.)
 if TYPE_CHECKING:
+    import av
+    import numpy as np
+
     from tasks.images import Picture
+    from tasks.planes import Planes
+    from tasks.scene_plan import FrameState, ScenePlan
 
 STILL_WIDTH = 640
 
@@ -67,6 +67,11 @@ def render_scene(
     context: SceneContext | None = None,
 ) -> Segment:
     """Render ``scene`` with its ``narration`` into a self-contained MP4 segment."""
+    import av
+
+    from tasks.planes import Planes
+    from tasks.scene_plan import plan_scene
+
     context = context or SceneContext()
     if narration.scene_id != scene.id:
         raise RenderError(f"narration of scene {narration.scene_id!r} was given for scene {scene.id!r}")
@@ -103,6 +108,8 @@ def render_scene_kept(
 
 def draw_frame(plan: ScenePlan, k: int, planes: Planes) -> FrameState:
     """Draw frame ``k`` of ``plan`` into ``planes`` (and nothing else); returns what the frame shows."""
+    from tasks.scene_plan import frame_at
+
     state = frame_at(plan, k)
     plan.backdrop.draw_planes(planes.y, planes.cb, planes.cr, state.u)
     if state.fade is not None:
@@ -115,6 +122,10 @@ def draw_frame(plan: ScenePlan, k: int, planes: Planes) -> FrameState:
 
 def draw_rgb(plan: ScenePlan, state: FrameState) -> np.ndarray:
     """The frame ``state`` in RGB (the thumbnail, drawn once per scene)."""
+    import numpy as np
+
+    from kernels.compositing import alpha_over, crossfade
+
     whole = np.empty((plan.height, plan.width, 3), np.uint8)
     plan.backdrop.draw(whole, state.u)
     if state.fade is not None:
@@ -126,6 +137,8 @@ def draw_rgb(plan: ScenePlan, state: FrameState) -> np.ndarray:
 
 def _compose(plan: ScenePlan, scratch: Planes, stills: list[bytes], k: int, vf: av.VideoFrame) -> av.VideoFrame:
     """Draw frame ``k`` into ``vf``'s yuv420p planes (keeping the thumbnail when it comes by)."""
+    from tasks.planes import Planes
+
     planes = Planes.of_frame(vf) or scratch
     state = draw_frame(plan, k, planes)
     if k == plan.still_at:
@@ -137,17 +150,24 @@ def _compose(plan: ScenePlan, scratch: Planes, stills: list[bytes], k: int, vf: 
 
 def fill_av_frame(planes: Planes, vf: av.VideoFrame) -> av.VideoFrame:
     """Copy finished planes into the encoder's frame unless they were drawn there, and tag it BT.709."""
+    from kernels.compositing import tag_bt709, yuv420p_planes
+
     for view, plane in zip(yuv420p_planes(vf), (planes.y, planes.cb, planes.cr), strict=True):
         if view.ctypes.data != plane.ctypes.data:  # rows of the frame may be padded
             view[:, : plane.shape[1]] = plane
     return tag_bt709(vf)
 
 
-Compose = Callable[[int, av.VideoFrame], av.VideoFrame]
+Compose = Callable[[int, "av.VideoFrame"], "av.VideoFrame"]
 
 
 def _encode(plan: ScenePlan, options: RenderOptions, sample_rate: int, compose: Compose) -> bytes:
     """Encode the plan's frames, drawn by ``compose``, and its sound into an MP4."""
+    import av
+
+    from kernels._jit import limit_kernel_threads
+    from tasks.pcm import encode as encode_pcm
+
     buf = io.BytesIO()
     cores = core_share()
     # Drawing gets half the cores and the encoder the rest: the two run side by side, so kernels
@@ -187,6 +207,8 @@ def _drawn_ahead(composer: ThreadPoolExecutor, compose: Compose, slots: list[av.
 
 
 def _still(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
     image = Image.fromarray(frame)
     height = round(image.height * STILL_WIDTH / image.width)
     out = io.BytesIO()
@@ -222,6 +244,8 @@ def _machine_cores() -> int:
 
 
 def _streams(out: av.container.OutputContainer, options: RenderOptions, sample_rate: int, threads: int):
+    from kernels.compositing import tag_bt709
+
     codec_options = {"preset": options.preset, "crf": str(options.crf), "bf": "0"}
     if options.keyframe_interval is not None:
         codec_options["g"] = str(options.keyframe_interval)
