@@ -16,12 +16,13 @@ import io
 import logging
 import os
 import shutil
+import struct
 import subprocess
 import unicodedata
 from dataclasses import dataclass
 from importlib import metadata, resources
 
-from fontTools.ttLib import TTCollection, TTFont
+from fontTools.ttLib import TTCollection, TTFont, TTLibError
 from PIL import ImageFont
 
 log = logging.getLogger("pagereel.fonts")
@@ -57,7 +58,13 @@ class Face:
         if self.path is None:
             data = getattr(ImageFont.load_default(size=12), "font_bytes", b"")
             return _coverage(TTFont(io.BytesIO(data), lazy=True)) if data else frozenset(range(0x20, 0x7F))
-        return _coverage(_open(self.path, self.index))
+        try:
+            return _coverage(_open(self.path, self.index))
+        except (OSError, IndexError, KeyError, ValueError, struct.error, TTLibError) as exc:
+            # A file that opened but whose character map cannot be read draws nothing: its text is left
+            # out with the usual warning, as for a character no face has, rather than failing the run.
+            log.warning("font %s cannot be read (%s); pagereel draws no text with it", self.path, exc)
+            return frozenset()
 
     def covers(self, ch: str) -> bool:
         return ord(ch) in self.coverage

@@ -160,3 +160,18 @@ def test_render_cache_key_follows_the_font_files() -> None:
     for face in fonts.faces():
         if face.path and "fontpkg_" not in face.path:  # a system font: its file, size and time
             assert face.path in key
+
+
+def test_a_font_whose_character_map_cannot_be_read_draws_nothing_rather_than_failing(tmp_path) -> None:
+    from fontTools.ttLib import TTFont
+
+    from tasks.fonts import Face, faces
+
+    good = next(face for face in faces() if face.path)
+    data = bytearray(open(good.path, "rb").read())
+    offset = TTFont(good.path, lazy=True).reader.tables["cmap"].offset
+    data[offset:offset + 64] = b"\xff" * 64  # the file still opens; its character map does not
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(bytes(data))
+    face = Face("broken", str(broken), 0)
+    assert not face.covers("a") and face.coverage == frozenset()
