@@ -265,38 +265,48 @@ def _blend_down(top, bottom, wy1, column):  # pragma: no cover - compiled
         column[c] = np.int32(top[c]) * wy0 + np.int32(bottom[c]) * wy1
 
 
+@jit()
+def _plane_band(plane, out, start, end, lo, span, first, weight, ya, yb, yw):  # pragma: no cover - compiled
+    """Output rows ``start`` to ``end`` of a plane resample, from the tables of ``_plane_columns`` and ``_sample_axis``.
+
+    Vertical pass first, then horizontal: the blend is exact integer arithmetic with no rounding
+    until the end, so the order does not change a bit (every partial sum stays below
+    255 * 2048 * 2048 + 2^21 < 2^31). Blending down first runs over contiguous source columns,
+    which vectorizes, and leaves one gather pass per output row instead of one per source row;
+    two output rows share each pass's table loads. a * wa + b * wb is written a * one + (b - a) * wb.
+    """
+    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
+    one = np.int32(_BILINEAR_ONE)
+    shift = np.int32(2 * _BILINEAR_BITS)
+    w = out.shape[1]
+    # One spare column: a clamped last pixel reads past the span, with weight 0.
+    upper = np.zeros(span + 1, np.int32)
+    lower = np.zeros(span + 1, np.int32)
+    for i in range(start, end, 2):
+        i2 = min(i + 1, end - 1)  # an odd last row is drawn twice, to the same bits
+        _blend_down(plane[ya[i], lo : lo + span], plane[yb[i], lo : lo + span], np.int32(yw[i]), upper)
+        _blend_down(plane[ya[i2], lo : lo + span], plane[yb[i2], lo : lo + span], np.int32(yw[i2]), lower)
+        row, row2 = out[i], out[i2]
+        for j in range(w):
+            k = first[j]
+            b = weight[j]
+            a = upper[k]
+            a2 = lower[k]
+            row[j] = (a * one + (upper[k + np.uint32(1)] - a) * b + half) >> shift
+            row2[j] = (a2 * one + (lower[k + np.uint32(1)] - a2) * b + half) >> shift
+
+
 @jit(parallel=True)
 def _ken_burns_plane_kernel(plane, out, x0, y0, win_w, win_h):  # pragma: no cover - compiled
-    # Vertical pass first, then horizontal: the blend is exact integer arithmetic with no rounding
-    # until the end, so the order does not change a bit (every partial sum stays below
-    # 255 * 2048 * 2048 + 2^21 < 2^31). Blending down first runs over contiguous source columns,
-    # which vectorizes, and leaves one gather pass per output row instead of one per source row;
-    # two output rows share each pass's table loads. a * wa + b * wb is written a * one + (b - a) * wb.
+    # Each band is drawn by a plain compiled function, not inline in the parallel loop: the gather
+    # loop, most of the time, compiles to tighter code there (1.2x per frame, single-threaded).
     h, w = out.shape[0], out.shape[1]
     xa, xb, xw = _sample_axis(x0, win_w, w, plane.shape[1])
     ya, yb, yw = _sample_axis(y0, win_h, h, plane.shape[0])
     lo, span, first, weight = _plane_columns(xa, xb, xw)
-    half = np.int32(1 << (2 * _BILINEAR_BITS - 1))
-    one = np.int32(_BILINEAR_ONE)
-    shift = np.int32(2 * _BILINEAR_BITS)
     step = _KEN_BURNS_BAND
     for chunk in prange((h + step - 1) // step):
-        # One spare column: a clamped last pixel reads past the span, with weight 0.
-        upper = np.zeros(span + 1, np.int32)
-        lower = np.zeros(span + 1, np.int32)
-        end = min(h, (chunk + 1) * step)
-        for i in range(chunk * step, end, 2):
-            i2 = min(i + 1, end - 1)  # an odd last row is drawn twice, to the same bits
-            _blend_down(plane[ya[i], lo : lo + span], plane[yb[i], lo : lo + span], np.int32(yw[i]), upper)
-            _blend_down(plane[ya[i2], lo : lo + span], plane[yb[i2], lo : lo + span], np.int32(yw[i2]), lower)
-            row, row2 = out[i], out[i2]
-            for j in range(w):
-                k = first[j]
-                b = weight[j]
-                a = upper[k]
-                a2 = lower[k]
-                row[j] = (a * one + (upper[k + np.uint32(1)] - a) * b + half) >> shift
-                row2[j] = (a2 * one + (lower[k + np.uint32(1)] - a2) * b + half) >> shift
+        _plane_band(plane, out, chunk * step, min(h, (chunk + 1) * step), lo, span, first, weight, ya, yb, yw)
 
 
 def ken_burns_plane_reference(
