@@ -77,6 +77,15 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
     def yuv_planes(args: tuple[Any, ...], returned: Any) -> Any:
         return np.concatenate([p.ravel() for p in args[1:4]])
 
+    # A scene without a picture: its gradient is 1.3x the frame on each side, drawn into Y, Cb and Cr.
+    gh, gw = int(height * 1.3) + 2, int(width * 1.3) + 2
+    backdrop = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((gh, gw), (gh // 2, gw // 2))]
+    backdrop.append(backdrop[1].copy())
+    backdrop_window = ken_burns_window(gw, gh, width, height, 0.33, zoom_to=1.12, pan=(0.06, 0.03))
+
+    def backdrop_planes() -> tuple[np.ndarray, ...]:
+        return (*backdrop, np.empty((height, width), np.uint8), np.empty(chroma, np.uint8), np.empty(chroma, np.uint8))
+
     def written(index: int) -> Callable[[tuple[Any, ...], Any], Any]:
         return lambda args, returned: args[index]
 
@@ -87,6 +96,9 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
         Bench("compositing.ken_burns_plane", _ken_burns_plane_kernel, ken_burns_plane_reference,
               lambda: (luma, np.empty((height, width), np.uint8), *window),
               window_bytes // 3 + frame_bytes // 3, written(1)),
+        Bench("compositing.backdrop Y+Cb+Cr", _three_planes(_ken_burns_plane_kernel, backdrop_window),
+              _three_planes(ken_burns_plane_reference, backdrop_window), backdrop_planes,
+              int(backdrop_window[2] * backdrop_window[3] * 1.5) + frame_bytes // 2, yuv_planes_of(3)),
         Bench("compositing.alpha_over", _alpha_over_kernel, alpha_over_reference,
               lambda: (frame_a.copy(), layer, 0, 0, 0, 0, width, height, 230),
               layer.nbytes + 2 * frame_bytes, written(0)),
@@ -105,6 +117,22 @@ def benches(width: int, height: int, seconds: float, seed: int = 0) -> list[Benc
         Bench(f"audio.mix_ducked {seconds:g}s", _mix_ducked_kernel, mix_ducked_reference,
               lambda: (voice, music, *duck), 3 * voice.nbytes),
     ]
+
+
+def _three_planes(kernel: Callable[..., Any], window: tuple[float, float, float, float]) -> Callable[..., None]:
+    """``kernel`` over a backdrop's Y, Cb and Cr planes, as the renderer draws each frame's backdrop."""
+    x0, y0, win_w, win_h = window
+
+    def draw(py: np.ndarray, pu: np.ndarray, pv: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        kernel(py, y, x0, y0, win_w, win_h)
+        kernel(pu, u, x0 / 2, y0 / 2, win_w / 2, win_h / 2)
+        kernel(pv, v, x0 / 2, y0 / 2, win_w / 2, win_h / 2)
+
+    return draw
+
+
+def yuv_planes_of(first: int) -> Callable[[tuple[Any, ...], Any], Any]:
+    return lambda args, returned: np.concatenate([p.ravel() for p in args[first:first + 3]])
 
 
 def copy_bandwidth(repeat: int, nbytes: int = 256 << 20) -> float:

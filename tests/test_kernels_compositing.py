@@ -491,3 +491,27 @@ def test_ken_burns_plane_at_frame_size_matches_reference_at_the_extremes(t) -> N
     _ken_burns_plane_kernel(plane, outside[0], -50.0, 3.0, 16.0, 9.0)
     ken_burns_plane_reference(plane, outside[1], -50.0, 3.0, 16.0, 9.0)
     np.testing.assert_array_equal(*outside)
+
+
+@pytest.mark.parametrize(("out_shape", "window", "picked"), [
+    ((36, 64), (10.3, 7.1, 150.2, 84.6), True),  # reduced: pixels picked from rows blended across
+    ((36, 64), (150.0, 90.0, 80.0, 45.0), True),  # clamped at the right edge: repeated columns, weight 0
+    ((36, 64), (-10.0, -7.5, 80.0, 45.0), False),  # clamped at the left edge: column 0 also starts a blend
+    ((90, 160), (20.5, 10.25, 60.0, 33.75), False),  # enlarged: columns shared with other weights, gathered
+])
+def test_ken_burns_plane_both_ways_across_match_reference(out_shape, window, picked) -> None:
+    from kernels.compositing import (
+        _column_weights,
+        _ken_burns_plane_kernel,
+        _plane_columns,
+        _sample_axis,
+        ken_burns_plane_reference,
+    )
+
+    plane = np.ascontiguousarray(random_image(120, 200, seed=5)[..., 0])
+    lo, span, first, weight = _plane_columns(*_sample_axis(window[0], window[2], out_shape[1], plane.shape[1]))
+    assert _column_weights(first, weight, span)[1] is picked  # the case takes the path it names
+    got, want = np.zeros(out_shape, np.uint8), np.zeros(out_shape, np.uint8)
+    _ken_burns_plane_kernel(plane, got, *window)
+    ken_burns_plane_reference(plane, want, *window)
+    np.testing.assert_array_equal(got, want)
