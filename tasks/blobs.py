@@ -53,8 +53,8 @@ class _Blob(BaseModel):
     size: int = Field(ge=0)
 
 
-class StoredNarration(_Blob):
-    """A :class:`~tasks.models.Narration` whose PCM is the blob ``sha256``."""
+class NarrationFacts(BaseModel):
+    """A :class:`~tasks.models.Narration` but its PCM, for models that keep the PCM elsewhere (``size`` bytes)."""
 
     sample_rate: int = Field(gt=0)
     voice: str
@@ -62,11 +62,11 @@ class StoredNarration(_Blob):
 
     @property
     def duration_s(self) -> float:
-        return self.size / 2 / self.sample_rate
+        return self.size / 2 / self.sample_rate  # type: ignore[attr-defined] - the model's ``size`` field
 
 
-class StoredSegment(_Blob):
-    """A :class:`~tasks.models.Segment` whose MP4 is the blob ``sha256``."""
+class SegmentFacts(BaseModel):
+    """A :class:`~tasks.models.Segment` but its MP4, for models that keep the MP4 elsewhere."""
 
     duration_s: float = Field(gt=0)
     frames: int = Field(gt=0)
@@ -74,6 +74,14 @@ class StoredSegment(_Blob):
     height: int
     fps: int
     still: bytes | None = None
+
+
+class StoredNarration(_Blob, NarrationFacts):
+    """A :class:`~tasks.models.Narration` whose PCM is the blob ``sha256``."""
+
+
+class StoredSegment(_Blob, SegmentFacts):
+    """A :class:`~tasks.models.Segment` whose MP4 is the blob ``sha256``."""
 
 
 #: The models whose records name a blob (their ``"__class__"`` in a record).

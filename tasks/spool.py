@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.blobs import BlobMissing, StoredNarration, StoredSegment, copy_to
-from tasks.models import Narration, Segment, WordTiming
+from tasks.blobs import BlobMissing, NarrationFacts, SegmentFacts, StoredNarration, StoredSegment, copy_to
+from tasks.models import Narration, Segment
 
 
 class _Stored(BaseModel):
@@ -40,31 +40,16 @@ class _Stored(BaseModel):
         return data
 
 
-class SpooledSegment(_Stored):
+class SpooledSegment(_Stored, SegmentFacts):
     """A :class:`Segment` whose MP4 bytes lie in a spool file."""
-
-    duration_s: float = Field(gt=0)
-    frames: int = Field(gt=0)
-    width: int
-    height: int
-    fps: int
-    still: bytes | None = None
 
     @property
     def mp4(self) -> bytes:
         return self.read()
 
 
-class SpooledNarration(_Stored):
+class SpooledNarration(_Stored, NarrationFacts):
     """A :class:`Narration` whose PCM lies in a spool file."""
-
-    sample_rate: int = Field(gt=0)
-    voice: str
-    words: list[WordTiming] = Field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return self.size / 2 / self.sample_rate
 
     def load(self) -> Narration:
         """The narration with its PCM read back."""
