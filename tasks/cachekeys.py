@@ -5,7 +5,8 @@ A stage's key covers the source of its module and of every first-party module (`
 (nothing is executed), plus the versions of the libraries among those imports that change the
 bytes a stage makes: PyAV with its FFmpeg and x264 builds, the speech engine, Pillow, NumPy,
 Numba, trafilatura. Everything is worked out once per process; an edit to a module shows up in
-the keys of the next process.
+the keys of the next process. What a source file imports is also kept on disk under the SHA-256
+of its bytes (see :func:`memo_dir`), so a new process parses only files that changed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import functools
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
+import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +48,7 @@ def _package_dirs(top: str) -> tuple[Path, ...]:
     return tuple(Path(p) for p in (spec.submodule_search_locations or ())) if spec else ()
 
 
+@functools.cache
 def _module_path(name: str) -> Path | None:
     """The source file of first-party module ``name``, or None when no such module exists."""
     top, *rest = name.split(".")
@@ -67,20 +72,38 @@ def _resolve_from(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 
 #: Narration tasks key their results in parallel threads; one parse at a time.
 _PARSE_LOCK = threading.Lock()
+#: Bumped when what is kept per source file changes shape.
+_MEMO_FORMAT = 1
+
+
+def memo_dir() -> Path:
+    """Where what each source file imports is kept between processes (the user's cache folder)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pagereel" / f"imports-v{_MEMO_FORMAT}"
 
 
 @functools.cache
-def imports_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
-    """(first-party modules, other top-level packages) that module ``name`` imports anywhere in its source.
-
-    Imports inside functions and ``TYPE_CHECKING`` blocks count too: a lazy import is still code
-    the stage runs, and a key that says too much only costs a cache miss.
-    """
+def _scanned(name: str) -> tuple[str, frozenset[str]]:
+    """The SHA-256 of module ``name``'s source and the module names its imports mention, resolved."""
     path = _module_path(name)
     if path is None:
-        return frozenset(), frozenset()
+        return hashlib.sha256(b"").hexdigest(), frozenset()
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    # Relative imports resolve against the module's name and whether it is a package: both name the entry.
+    memo = memo_dir() / f"{name}-{path.name}-{digest}.json"
+    try:
+        return digest, frozenset(json.loads(memo.read_text())["imports"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    names = _parsed_imports(source, path, name)
+    _keep(memo, {"imports": sorted(names)})
+    return digest, names
+
+
+def _parsed_imports(source: bytes, path: Path, name: str) -> frozenset[str]:
     with _PARSE_LOCK:  # CPython 3.11's parser is not safe in threads at once (gh-106905's SystemError)
-        tree = ast.parse(path.read_bytes(), filename=str(path))
+        tree = ast.parse(source, filename=str(path))
     is_package = path.name == "__init__.py"
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -91,8 +114,30 @@ def imports_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
             names.add(base)
             # `from tasks import text` names a module; `from tasks.text import WORD` names a value.
             names.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return frozenset(names)
+
+
+def _keep(memo: Path, entry: dict[str, Any]) -> None:
+    """Write ``entry`` to ``memo`` whole (renamed into place), or not at all: a read-only home just parses again."""
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(entry, f)
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+
+
+@functools.cache
+def imports_of(name: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(first-party modules, other top-level packages) that module ``name`` imports anywhere in its source.
+
+    Imports inside functions and ``TYPE_CHECKING`` blocks count too: a lazy import is still code
+    the stage runs, and a key that says too much only costs a cache miss.
+    """
     ours, others = set(), set()
-    for imported in names:
+    for imported in _scanned(name)[1]:
         top = imported.split(".")[0]
         if top in FIRST_PARTY:
             ours.update(m for m in _with_parents(imported) if _module_path(m) is not None)
@@ -122,10 +167,8 @@ def module_closure(name: str) -> frozenset[str]:
     return frozenset(seen)
 
 
-@functools.cache
 def _source_digest(name: str) -> str:
-    path = _module_path(name)
-    return hashlib.sha256(path.read_bytes() if path else b"").hexdigest()
+    return _scanned(name)[0]
 
 
 # --------------------------------------------------------------------------- library versions
@@ -212,9 +255,18 @@ def libraries_of(module: str) -> tuple[str, ...]:
     return tuple(sorted(t for t in tops if t in LIBRARY_FINGERPRINTS))
 
 
-@functools.cache
+#: Tasks starting together in threads need the same digests: one thread works them out, the others wait.
+_DIGEST_LOCK = threading.Lock()
+
+
 def stage_code_digest(module: str) -> str:
     """One digest of the sources a module runs and the builds of the libraries that shape its output."""
+    with _DIGEST_LOCK:
+        return _stage_code_digest(module)
+
+
+@functools.cache
+def _stage_code_digest(module: str) -> str:
     h = hashlib.sha256()
     for name in sorted(module_closure(module)):
         h.update(f"{name}={_source_digest(name)}\n".encode())
@@ -225,7 +277,8 @@ def stage_code_digest(module: str) -> str:
 
 def forget() -> None:
     """Drop what this process worked out, as if it had just started (for tests that edit sources)."""
-    for cached in (_package_dirs, imports_of, module_closure, _source_digest, library_fingerprint, stage_code_digest):
+    for cached in (_package_dirs, _module_path, _scanned, imports_of, module_closure, library_fingerprint,
+                   _stage_code_digest):
         cached.cache_clear()
 
 

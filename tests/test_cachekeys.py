@@ -164,3 +164,48 @@ def test_render_key_changes_with_the_caption_style() -> None:
         return DigestedInputs().compute_key(None, {"options": RenderOptions(caption_style=style)}, {})
 
     assert len({key(None), key("classic"), key("karaoke"), key("bold")}) == 4
+
+
+_SCAN = textwrap.dedent("""
+    import ast
+    import json
+
+    from tasks import cachekeys
+
+    parsed = []
+    real_parse = ast.parse
+
+    def counting(source, filename="<unknown>", *args, **kwargs):
+        parsed.append(filename)
+        return real_parse(source, filename, *args, **kwargs)
+
+    ast.parse = counting
+    closure = sorted(cachekeys.module_closure("tasks.fetch"))
+    print(json.dumps({"parsed": parsed, "closure": closure, "key": cachekeys.stage_code_digest("tasks.fetch")}))
+""")
+
+
+def test_a_new_process_parses_only_the_sources_that_changed(copy: Path, tmp_path: Path) -> None:
+    """What a file imports is kept under its bytes' digest: the next process parses an edited file only, and sees its new import."""
+    def scan() -> dict:
+        env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(tmp_path)}
+        proc = subprocess.run([sys.executable, "-c", _SCAN], cwd=copy, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = scan()
+    assert str(_source(copy, "tasks.fetch")) in first["parsed"] and "kernels.audio" not in first["closure"]
+    again = scan()
+    assert again["parsed"] == [] and again == {**first, "parsed": []}
+
+    fetch = _source(copy, "tasks.fetch")
+    original = _edited(fetch, b"\nimport kernels.audio  # noqa: E402,F401 - an import the edit adds\n")
+    try:
+        edited = scan()
+    finally:
+        fetch.write_bytes(original)
+    assert str(fetch) in edited["parsed"]
+    assert not {str(_source(copy, m)) for m in first["closure"] if m != "tasks.fetch"} & set(edited["parsed"])
+    assert {"kernels", "kernels.audio"} <= set(edited["closure"]) and edited["key"] != first["key"]
+    assert scan() == {**first, "parsed": []}  # put back: the first digest, with nothing parsed
