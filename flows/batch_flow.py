@@ -15,7 +15,7 @@ from rich.table import Table
 
 from flows.metrics import run_metrics
 from flows.outputs import check_out_dir
-from flows.runtime import active_runner_name, check_prefect_home
+from flows.runtime import active_runner_name, check_prefect_home, foreground_run
 from flows.settings import check_run_parameters, deployment_run, load_settings, require_inside_run_folder
 from flows.stopping import stop_on_sigterm
 from flows.video_flow import run_video
@@ -120,7 +120,8 @@ def _publish_summary(result: BatchResult) -> None:
 def run_batch(urls: list[str], concurrency: int = 2, **kwargs: Any) -> BatchResult:
     """Run :func:`batch_flow` with at most ``concurrency`` videos in progress at once."""
     runner = ThreadPoolTaskRunner(max_workers=max(1, concurrency))
-    return batch_flow.with_options(task_runner=runner)(urls, concurrency=concurrency, **kwargs)
+    with foreground_run():
+        return batch_flow.with_options(task_runner=runner)(urls, concurrency=concurrency, **kwargs)
 
 
 def _unique_ids(urls: list[str]) -> list[str]:

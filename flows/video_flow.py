@@ -25,7 +25,7 @@ from flows.metrics import run_metrics
 from flows.outputs import MANIFEST, RunFolder, check_out_dir, file_digests
 from flows.profiles import apply_profile
 from flows.runners import default_workers, make_task_runner, prefect_api_for_workers
-from flows.runtime import RunRecorder, check_prefect_home, unexpected_failure, with_run_options
+from flows.runtime import RunRecorder, check_prefect_home, foreground_run, unexpected_failure, with_run_options
 from flows.settings import (
     Settings,
     deployment_run,
@@ -425,7 +425,8 @@ def run_video(url: str, *, settings: Settings | None = None, **params: Any) -> W
     overrides = _asked(given["overrides"], given["profile"], given["review"])
     settings = settings or apply_profile(load_settings(given["config_file"], **(overrides or {})))
     runner, _ = make_task_runner(settings.runner)
-    with prefect_api_for_workers(settings.runner), handing_down(settings, given["config_file"], overrides):
+    with foreground_run(), prefect_api_for_workers(settings.runner), \
+            handing_down(settings, given["config_file"], overrides):
         return video_flow.with_options(task_runner=runner)(**given)
 
 

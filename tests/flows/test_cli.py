@@ -132,3 +132,33 @@ def test_video_with_a_caption_style_and_a_resolution(prefect_api: str, tmp_path:
     assert np.count_nonzero(lit) > len(lit) // 3  # a word is lit most of the time something is said
     bad = _pagereel(folder, "video", "article.html", "--caption-style", "loud", "--dry-run")
     assert bad.returncode == 1 and "caption_style" in bad.stderr.strip().splitlines()[-1]
+
+
+def _heartbeats(flow_run_name: str) -> int:
+    """How many heartbeat events the API holds for the flow run named ``flow_run_name``."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[flow_run_name])))
+        page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+                                                     resource=EventResourceFilter(id=[f"prefect.flow-run.{run.id}"])),
+                                  limit=50)  # the client's default, 100, is over the server's cap
+        return len(page.events)
+
+
+def test_a_command_sends_no_heartbeats_unless_prefect_is_told_to(prefect_api: str, tmp_path: Path) -> None:
+    """Prefect's heartbeat thread holds every run up to a second at its end, so a command's runs send none by default."""
+    import time
+
+    folder = client_folder(tmp_path)
+    for workflow_id, env in (("unbeating", {}), ("beating", {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"})):
+        done = _pagereel(folder, "video", "article.html", "--workflow-id", workflow_id, "--dry-run", "--json",
+                         PREFECT_API_URL=prefect_api, **env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    ends = time.monotonic() + 30
+    while _heartbeats("video beating") == 0:  # events reach the API from a background worker, then get stored
+        assert time.monotonic() < ends, "a run asked for heartbeats sent none"
+        time.sleep(0.5)
+    assert _heartbeats("video unbeating") == 0  # sent before the other run's, so stored by now were there any
