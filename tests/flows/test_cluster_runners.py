@@ -50,3 +50,39 @@ def test_a_ray_runner_joins_an_existing_cluster_without_sizing_it() -> None:
     assert runner.address == "ray://127.0.0.1:10001" and "num_cpus" not in runner.init_kwargs
     local, _ = make_task_runner(RunnerSettings(kind="ray", max_workers=2))
     assert local.address is None and local.init_kwargs["num_cpus"] == 2
+
+
+def test_prefect_settings_are_dumped_once_per_context_for_all_submissions() -> None:
+    """Every task sent to a process, Dask or Ray worker carries the settings; they are dumped once, not per task."""
+    from tests.conftest import run_python
+
+    proc = run_python("""
+        import json
+
+        from prefect.context import SettingsContext, serialize_context
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        from flows.runners import make_task_runner
+        from flows.settings import RunnerSettings
+
+        dumps = []
+        prefects_own = SettingsContext.serialize
+
+        def counted(self, include_secrets=True):
+            dumps.append(1)
+            return prefects_own(self, include_secrets=include_secrets)
+
+        SettingsContext.serialize = counted
+        expected = SettingsContext.get().serialize()
+        make_task_runner(RunnerSettings(kind="process"))
+        seen = [serialize_context()["settings_context"] for _ in range(5)]
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+            inner = [serialize_context()["settings_context"] for _ in range(3)]
+        after = serialize_context()["settings_context"]
+        print(json.dumps({"dumps": len(dumps), "same": all(s == expected for s in seen + [after]),
+                          "inner_api": {s["settings"]["api"]["url"] for s in inner} == {"http://127.0.0.1:9/api"}}))
+    """)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = proc.stdout.strip().splitlines()[-1]
+    # One dump for `expected`, one for the runner's context, one for the temporary settings: none per task.
+    assert result == '{"dumps": 3, "same": true, "inner_api": true}', result
