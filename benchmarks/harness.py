@@ -36,10 +36,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def prefect_api(home: Path) -> Iterator[str]:
-    """A Prefect server on loopback for the duration of the block; yields its API URL."""
+def prefect_api(home: Path, database: str | None = None) -> Iterator[str]:
+    """A Prefect server on loopback for the duration of the block; yields its API URL.
+
+    Its database is SQLite under ``home`` unless ``database`` names another (a SQLAlchemy URL such as
+    ``postgresql+asyncpg://postgres@127.0.0.1:5432/prefect``, which Prefect migrates as it starts).
+    """
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    if database:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

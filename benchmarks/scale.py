@@ -1,12 +1,15 @@
 """A batch of four videos on a Dask cluster of one worker, then of two: the speed-up, and where serial time goes.
 
-    python benchmarks/scale.py [--quick] [--repeat N]
+    python benchmarks/scale.py [--quick] [--repeat N] [--database URL] [--cold-workers]
 
 Each configuration runs in a fresh child process with an empty cache: it starts a Dask scheduler
 and N worker processes as separate commands (``dask scheduler``, ``dask worker --nthreads 1``),
-as on a real cluster, loads the kernels on every worker, then times ``run_batch`` of four sample
-pages (all four in flight at once, scenes queued on the cluster). A Prefect server is started and
-the pages are served on 127.0.0.1 before any clock. Inside a Dask worker the renderer sizes x264
+as on a real cluster, loads the kernels on every worker, has the cluster make one short video
+from a process of its own (its cache elsewhere; ``--cold-workers`` skips it), as an existing
+cluster has, then times ``run_batch`` of four sample pages (all four in flight at once, scenes
+queued on the cluster). A Prefect server is started and the pages are served on 127.0.0.1 before
+any clock. Its database is SQLite unless ``--database`` names a PostgreSQL one, as Prefect advises
+for many clients at once (README, "Running at scale"). Inside a Dask worker the renderer sizes x264
 and the kernels to the worker's threads, so each worker stands for one core.
 The two configurations alternate for ``--repeat`` rounds (2 unless told) and the fastest round of
 each is compared: other work on the machine slows single rounds by 30% and more.
@@ -16,8 +19,8 @@ Where the serial time goes is printed for the fastest 2-worker round: when each 
 started and ended after the batch began, when its work began (the spread of those starts), the
 seconds its flow process spent per stage (fetch, extract, suggest and edits run in the flow
 process before any scene reaches a worker; assemble after the last one), and how many writes the
-Prefect API refused as busy (its SQLite database; Prefect's client retries each 2 s or more
-later). Then, for the fastest round of each configuration side by side: the serial set-up
+Prefect API refused as busy (SQLite allows one writer at a time; Prefect's client retries each 2 s
+or more later). Then, for the fastest round of each configuration side by side: the serial set-up
 (batch start to the first scene on a worker: Prefect creating the flow runs, the stages before
 the scenes), the parallel part (first scene to last, with the workers' share of it
 spent computing) and the serial wrap-up (last scene to the batch's end: assembling).
@@ -133,7 +136,23 @@ def _counted_refusals() -> Iterator[_Refusals]:
         logger.setLevel(level)
 
 
-def child(urls: list[str], workers: int, duration: float, overrides: dict | None = None) -> dict:
+def _run_one_video(address: str, url: str, folder: Path) -> None:
+    """One short video of ``url`` on the cluster, made by ``python -m flows.batch_flow`` in a process of its own.
+
+    Its cache and outputs go to a folder of their own, so the batch measured after it starts cold;
+    the workers keep what running any video leaves in a worker process (Prefect's task engine and
+    pagereel's stages imported, the speech engine loaded), as on a cluster that has made videos before.
+    """
+    env = {**os.environ, "PAGEREEL_RUNNER__ADDRESS": address, "PAGEREEL_CACHE__DIR": str(folder / "warm-cache"),
+           "PAGEREEL_OUT_DIR": str(folder / "warm-out"), "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "10"}
+    done = subprocess.run([sys.executable, "-m", "flows.batch_flow", url, "--runner", "dask"], cwd=_HERE.parent,
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the warm-up video failed:\n{done.stderr[-3000:]}")
+
+
+def child(urls: list[str], workers: int, duration: float, overrides: dict | None = None,
+          warm_workers: bool = True) -> dict:
     """Make the batch on a fresh cluster of ``workers`` worker processes and return what was measured."""
     from distributed import Client
 
@@ -148,6 +167,8 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
             with Client(address, timeout=60) as client:
                 client.wait_for_workers(workers, timeout=120)
                 client.run(_warm)
+                if warm_workers:
+                    _run_one_video(address, urls[0], Path(tmp))
                 client.get_task_stream(start=time.time())  # the first call installs the scheduler's recorder
                 overrides = {"runner": {"kind": "dask", "address": address},
                              "storyboard": {"target_duration_s": duration}, **(overrides or {})}
@@ -229,15 +250,25 @@ def print_breakdown(rounds: dict[int, dict]) -> None:
               f"{b['flows_s']:.1f} s (spread {b['spread_s']:.1f} s)")
 
 
-def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float) -> dict:
+def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float,
+            cold_workers: bool = False) -> dict:
     urls = [f"{base}/{page}" for page in pages]
     cmd = [sys.executable, __file__, "--child", json.dumps(urls), "--workers", str(workers),
-           "--duration", str(duration)]
+           "--duration", str(duration), *(["--cold-workers"] if cold_workers else [])]
     done = subprocess.run(cmd, env=run_env(work / f"workers-{workers}", api), capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"the batch on {workers} worker(s) failed (exit {done.returncode})")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _where(database: str | None) -> str:
+    """A database URL without its password."""
+    if not database:
+        return "SQLite"
+    from sqlalchemy.engine import make_url
+
+    return make_url(database).render_as_string(hide_password=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,11 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="target length of each video, seconds")
     parser.add_argument("--repeat", type=int, default=None,
                         help="alternating rounds of each configuration, the fastest counts (2; 1 with --quick)")
+    parser.add_argument("--database", metavar="URL",
+                        help="the Prefect server's database (default: SQLite in a temporary folder), e.g. "
+                             "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect_bench")
+    parser.add_argument("--cold-workers", action="store_true",
+                        help="time the batch on workers that have run nothing yet (default: one short video first)")
     parser.add_argument("--child", metavar="URLS", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(json.loads(args.child), args.workers, args.duration)))
+        print(json.dumps(child(json.loads(args.child), args.workers, args.duration,
+                               warm_workers=not args.cold_workers)))
         return 0
 
     if args.repeat is None:
@@ -261,9 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="pagereel-scale-") as tmp:
         work = Path(tmp)
-        with prefect_api(work / "prefect") as api, serve(PAGES_DIR) as base:
+        with prefect_api(work / "prefect", args.database) as api, serve(PAGES_DIR) as base:
             print(f"batch: {len(pages)} sample pages, target {duration:g} s each, all in flight; a Dask scheduler and "
-                  f"single-threaded worker processes started as commands; cold cache per configuration", flush=True)
+                  f"single-threaded worker processes started as commands; cold cache per configuration; "
+                  f"{'workers fresh' if args.cold_workers else 'workers have made one short video before'}; "
+                  f"Prefect's database: {_where(args.database)}", flush=True)
             # Rounds alternate 1, 2, 1, 2...: load from elsewhere on the machine then falls on both
             # configurations alike, and the fastest round of each is the one least disturbed by it.
             for n in range(args.repeat):
@@ -271,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                     load = busy_cpus()
                     if load is not None:
                         print(f"load before {workers} worker(s): {load:.1f} CPUs busy with other work", flush=True)
-                    r = measure(base, api, work / f"round-{n}", workers, pages, duration)
+                    r = measure(base, api, work / f"round-{n}", workers, pages, duration, args.cold_workers)
                     results.setdefault(workers, []).append(r)
                     print(f"{workers} worker(s): {r['videos']} videos, {r['video_s']:.0f} s of video in "
                           f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time)", flush=True)
