@@ -136,7 +136,7 @@ def _counted_refusals() -> Iterator[_Refusals]:
         logger.setLevel(level)
 
 
-def _run_one_video(address: str, url: str, folder: Path) -> None:
+def _run_one_video(address: str, url: str, folder: Path, overrides: dict | None = None) -> None:
     """One short video of ``url`` on the cluster, made by ``python -m flows.batch_flow`` in a process of its own.
 
     Its cache and outputs go to a folder of their own, so the batch measured after it starts cold;
@@ -145,6 +145,9 @@ def _run_one_video(address: str, url: str, folder: Path) -> None:
     """
     env = {**os.environ, "PAGEREEL_RUNNER__ADDRESS": address, "PAGEREEL_CACHE__DIR": str(folder / "warm-cache"),
            "PAGEREEL_OUT_DIR": str(folder / "warm-out"), "PAGEREEL_STORYBOARD__TARGET_DURATION_S": "10"}
+    for section, values in (overrides or {}).items():  # the batch's own render settings, say, as the environment
+        if section not in ("runner", "storyboard") and isinstance(values, dict):
+            env.update({f"PAGEREEL_{section.upper()}__{k.upper()}": str(v) for k, v in values.items()})
     done = subprocess.run([sys.executable, "-m", "flows.batch_flow", url, "--runner", "dask"], cwd=_HERE.parent,
                           env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -168,7 +171,7 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
                 client.wait_for_workers(workers, timeout=120)
                 client.run(_warm)
                 if warm_workers:
-                    _run_one_video(address, urls[0], Path(tmp))
+                    _run_one_video(address, urls[0], Path(tmp), overrides)
                 client.get_task_stream(start=time.time())  # the first call installs the scheduler's recorder
                 overrides = {"runner": {"kind": "dask", "address": address},
                              "storyboard": {"target_duration_s": duration}, **(overrides or {})}
