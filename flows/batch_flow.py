@@ -202,5 +202,6 @@ if __name__ == "__main__":
     # Run the app of the importable module, not of ``__main__``: a flow or task defined here would be
     # pickled by value into every worker, together with whatever its globals reach.
     from flows.batch_flow import app as _app
+    from flows.command import run_then_exit
 
-    _app()
+    run_then_exit(_app)

@@ -55,10 +55,13 @@ def build_app(names: list[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point of the ``pagereel`` console script."""
+    """Entry point of the ``pagereel`` console script: the process ends when the command does (flows.command)."""
+    from flows.command import run_then_exit
+
     asked = sys.argv[1] if len(sys.argv) > 1 else None
     names = [asked] if asked in (*COMMANDS, "cache") else [*COMMANDS, "cache"]
-    build_app(names)(prog_name="pagereel")
+    app = build_app(names)
+    run_then_exit(lambda: app(prog_name="pagereel"))
 
 
 if __name__ == "__main__":

@@ -528,6 +528,7 @@ def _fail(message: str) -> None:
 if __name__ == "__main__":
     # Run the app of the importable module, not of ``__main__``: a flow or task defined here would be
     # pickled by value into every worker, together with whatever its globals reach.
+    from flows.command import run_then_exit
     from flows.video_flow import app as _app
 
-    _app()
+    run_then_exit(_app)
