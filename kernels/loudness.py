@@ -165,7 +165,7 @@ def peak_limit(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
     # pass meets another cluster's peaks: the gain of 1.0 it assumes past its ends is the true one there.
     breaks = np.flatnonzero(np.diff(over) > 6 * width)
     firsts, lasts = over[np.r_[0, breaks + 1]], over[np.r_[breaks, over.size - 1]]
-    out = np.clip(x * np.float64(min(_resting_gain(width), 1.0)), -ceiling, ceiling)
+    out = x * np.float64(min(_resting_gain(width), 1.0))  # at most 1.0, so within the ceiling away from peaks
     for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
         lo, hi = max(0, first - 3 * width), min(x.size, last + 3 * width + 1)
         out[lo:hi] = _limited(x[lo:hi], ceiling, width)
@@ -176,9 +176,23 @@ def _limited(x: np.ndarray, ceiling: float, width: int) -> np.ndarray:
     """:func:`peak_limit`'s gain worked out at every sample of ``x``: the hold and smoothing, 1.0 past its ends."""
     need = np.minimum(1.0, ceiling / np.maximum(np.abs(x), 1e-12))
     padded = np.pad(need, (width, width), constant_values=1.0)
-    held = np.lib.stride_tricks.sliding_window_view(padded, 2 * width + 1).min(axis=1)  # the dip starts early
+    held = _running_min(padded, 2 * width + 1)  # the dip starts early
     smooth = np.convolve(np.pad(held, (width - 1, 0), constant_values=1.0), _box(width), mode="valid")
     return np.clip(x * np.minimum(smooth, need), -ceiling, ceiling)
+
+
+def _running_min(values: np.ndarray, window: int) -> np.ndarray:
+    """The minimum of every ``window`` consecutive ``values`` in three passes, however long the window.
+
+    Van Herk and Gil-Werman: in blocks of ``window``, minima from each block's start and to its end;
+    a window spans at most two blocks, the end of one and the start of the next.
+    """
+    blocks = -(-values.size // window)
+    tiled = np.pad(values, (0, blocks * window - values.size), constant_values=np.inf).reshape(blocks, window)
+    from_start = np.minimum.accumulate(tiled, axis=1).ravel()
+    to_end = np.minimum.accumulate(tiled[:, ::-1], axis=1)[:, ::-1].ravel()
+    n = values.size - window + 1
+    return np.minimum(to_end[:n], from_start[window - 1 : window - 1 + n])
 
 
 def _box(width: int) -> np.ndarray:
