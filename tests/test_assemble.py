@@ -61,11 +61,12 @@ def narration(plan: Plan) -> Narration:
     return Narration(scene_id=plan.id, pcm=pcm.tobytes(), sample_rate=plan.sample_rate, voice="en", words=timings)
 
 
-def encode_segment(plan: Plan, voice: Narration, *, preset: str = "ultrafast", size: tuple[int, int] = SIZE) -> Segment:
+def encode_segment(plan: Plan, voice: Narration, *, preset: str = "ultrafast", size: tuple[int, int] = SIZE,
+                   bframes: int = 0) -> Segment:
     """A self-contained MP4 as the renderer makes one: H.264 without B-frames, AAC mono, one colour."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": "23", "bf": "0"})
+        video = out.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": "23", "bf": str(bframes)})
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, FPS)
@@ -380,6 +381,26 @@ def test_the_loudness_shortcuts_change_no_byte_of_the_files(tmp_path: Path, segm
             plain = files(tmp_path / f"plain-{music is not None}", music)
         assert fast == plain
     assert sum(over) > 20  # the limiter had peaks to catch
+
+
+def test_segments_opened_without_probing_frames_give_the_same_video(tmp_path: Path, narrations: list[Narration],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a segment reads its figures from the MP4 index alone: the video's bytes are those of a full probe."""
+    import tasks.assemble as assemble_module
+
+    quick = assemble_module.SEGMENT_PROBE
+    assert quick  # else the test compares a full probe with itself
+    for bframes in (0, 2):
+        segments = [encode_segment(p, n, preset="veryfast", bframes=bframes)
+                    for p, n in zip(PLANS, narrations, strict=True)]
+        videos = []
+        for probe in (quick, {}):
+            monkeypatch.setattr(assemble_module, "SEGMENT_PROBE", probe)
+            folder = tmp_path / f"{bframes}-{len(probe)}"
+            folder.mkdir()
+            assemble_video(storyboard(), segments, narrations, folder, loudness_lufs=-16.0)
+            videos.append((folder / "video.mp4").read_bytes())
+        assert videos[0] == videos[1]
 
 
 # --------------------------------------------------------------------------- taking a finished video over
