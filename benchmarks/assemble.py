@@ -62,6 +62,8 @@ def make_inputs(folder: Path, resolution: int, music: bool) -> Path:
         narrations.append(narration)
     settings = {"loudness_lufs": options.loudness_lufs, "peak_dbfs": options.peak_dbfs,
                 "music": str(_music_bed(folder / "bed.m4a")) if music else None}
+    print(f"inputs: {len(segments)} scenes, {sum(s.frames for s in segments) / options.fps:.1f} s of "
+          f"{segments[0].width}x{segments[0].height} video{', music' if music else ''}", flush=True)
     path = folder / "inputs.json"
     path.write_text(json.dumps({
         "storyboard": board.model_dump(mode="json"),
@@ -170,8 +172,9 @@ def compare(sides: list[Side], rounds: int) -> bool:
         print(f"{side.label:<8} {cpu:15.3f} {wall:16.3f}   {side.root}")
     if len(sides) == 2:
         (this, other) = ([statistics.median(c[k] for c in s.calls) for k in ("cpu_s", "wall_s")] for s in sides)
-        print(f"this / against: CPU {this[0] / other[0]:.2f}x, wall {this[1] / other[1]:.2f}x "
-              f"(against / this: CPU {other[0] / this[0]:.2f}x)")
+        paired = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in zip(*(s.calls for s in sides), strict=True))
+        print(f"this / against: CPU {this[0] / other[0]:.2f}x (median of the rounds' own ratios {paired:.2f}x), "
+              f"wall {this[1] / other[1]:.2f}x")
     files = {json.dumps(c["files"], sort_keys=True) for side in sides for c in [firsts[side.label], *side.calls]}
     print("files: byte-identical across sides and calls" if len(files) == 1 else "files: DIFFER between calls or sides")
     return len(files) == 1
