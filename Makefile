@@ -68,6 +68,7 @@ bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/kernels_frame.py
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/render.py
+	$(PY) benchmarks/assemble.py
 	$(PY) benchmarks/e2e.py
 	$(PY) benchmarks/scale.py
 	$(PY) benchmarks/cache.py
@@ -80,6 +81,7 @@ bench-quick: setup $(BENCH_STAMP)
 	$(PY) benchmarks/kernels_frame.py --repeat 2
 	$(PY) benchmarks/quality.py --repeat 2
 	$(PY) benchmarks/render.py --quick --rounds 1
+	$(PY) benchmarks/assemble.py --rounds 1 --resolution 180
 	$(PY) benchmarks/e2e.py --quick
 	$(PY) benchmarks/scale.py --quick
 	$(PY) benchmarks/cache.py --duration 20

@@ -37,6 +37,9 @@ from tasks.timeline import LEAD_S, OUTPUT_SAMPLE_RATE, samples_for, scene_pcm
 #: so the frames sent to the encoder are the same however the track is read.
 MIX_SPAN = 480 * AUDIO_FRAME
 THUMBNAIL_WIDTH = 640
+#: How the segments are opened for copying: the MP4 index gives every stream's figures, so the demuxer
+#: need not decode the first frames to guess them (a third of the time opening a 720p segment took).
+SEGMENT_PROBE = {"probesize": "4096"}
 THUMBNAIL_AT = 0.4
 
 
@@ -325,7 +328,7 @@ def _mux(out: av.container.OutputContainer, segments: Sequence[AnySegment], trac
     reference: tuple[object, ...] = ()
     frames_done = 0
     for seg in segments:
-        with av.open(io.BytesIO(seg.mp4)) as src:  # one scene's bytes at a time
+        with av.open(io.BytesIO(seg.mp4), options=SEGMENT_PROBE) as src:  # one scene's bytes at a time
             if not src.streams.video:
                 raise RenderError(f"the segment of scene {seg.scene_id!r} holds no video stream")
             src_video = src.streams.video[0]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks.assemble import assemble_video
+from tasks.assemble import ASSEMBLED_FILES, assemble_video
 from tasks.errors import ConfigurationError, RenderError
 from tasks.models import Narration, Scene, Segment, Storyboard, WordTiming
 from tasks.timeline import LEAD_S, scene_pcm
@@ -61,11 +61,12 @@ def narration(plan: Plan) -> Narration:
     return Narration(scene_id=plan.id, pcm=pcm.tobytes(), sample_rate=plan.sample_rate, voice="en", words=timings)
 
 
-def encode_segment(plan: Plan, voice: Narration, *, preset: str = "ultrafast", size: tuple[int, int] = SIZE) -> Segment:
+def encode_segment(plan: Plan, voice: Narration, *, preset: str = "ultrafast", size: tuple[int, int] = SIZE,
+                   bframes: int = 0) -> Segment:
     """A self-contained MP4 as the renderer makes one: H.264 without B-frames, AAC mono, one colour."""
     buf = io.BytesIO()
     with av.open(buf, "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": "23", "bf": "0"})
+        video = out.add_stream("libx264", rate=FPS, options={"preset": preset, "crf": "23", "bf": str(bframes)})
         video.width, video.height = size
         video.pix_fmt = "yuv420p"
         video.codec_context.time_base = Fraction(1, FPS)
@@ -345,6 +346,61 @@ def test_packets_without_timestamps_are_copied_not_dropped(tmp_path: Path, narra
     total = sum(p.frames for p in PLANS)
     assert result.frames == len(frames) == total
     assert np.allclose([t for t, _ in frames], np.arange(total) / FPS, atol=1e-3)
+
+
+def test_the_loudness_shortcuts_change_no_byte_of_the_files(tmp_path: Path, segments: list[Segment],
+                                                           narrations: list[Narration], music_file: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limiter works around clusters of peaks and the meter keeps its filter: the files stay as they were."""
+    import kernels.loudness as loudness
+    import tasks.assemble as assemble_module
+    from tests.test_loudness import reference_k_weighted, reference_peak_limit
+
+    clicked = []
+    for k, voice in enumerate(narrations):
+        pcm = np.frombuffer(voice.pcm, "<i2").copy()
+        pcm[100 + 37 * k :: 2900] = 32000  # clicks over the ceiling, some 60 ms apart: many clusters
+        clicked.append(voice.model_copy(update={"pcm": pcm.tobytes()}))
+    over: list[int] = []
+
+    def whole_signal_limiter(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
+        over.append(int(np.count_nonzero(np.abs(x) > ceiling)))
+        return reference_peak_limit(x, ceiling, rate)
+
+    def files(folder: Path, music: Path | None) -> dict[str, bytes]:
+        folder.mkdir()
+        assemble_video(storyboard(), segments, clicked, folder, music=music, loudness_lufs=-16.0)
+        return {name: (folder / name).read_bytes() for name in ASSEMBLED_FILES}
+
+    for music in (None, music_file):
+        fast = files(tmp_path / f"fast-{music is not None}", music)
+        with monkeypatch.context() as patched:
+            patched.setattr(loudness, "peak_limit", whole_signal_limiter)
+            patched.setattr(assemble_module, "peak_limit", whole_signal_limiter)
+            patched.setattr(loudness, "k_weighted", reference_k_weighted)
+            plain = files(tmp_path / f"plain-{music is not None}", music)
+        assert fast == plain
+    assert sum(over) > 20  # the limiter had peaks to catch
+
+
+def test_segments_opened_without_probing_frames_give_the_same_video(tmp_path: Path, narrations: list[Narration],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a segment reads its figures from the MP4 index alone: the video's bytes are those of a full probe."""
+    import tasks.assemble as assemble_module
+
+    quick = assemble_module.SEGMENT_PROBE
+    assert quick  # else the test compares a full probe with itself
+    for bframes in (0, 2):
+        segments = [encode_segment(p, n, preset="veryfast", bframes=bframes)
+                    for p, n in zip(PLANS, narrations, strict=True)]
+        videos = []
+        for probe in (quick, {}):
+            monkeypatch.setattr(assemble_module, "SEGMENT_PROBE", probe)
+            folder = tmp_path / f"{bframes}-{len(probe)}"
+            folder.mkdir()
+            assemble_video(storyboard(), segments, narrations, folder, loudness_lufs=-16.0)
+            videos.append((folder / "video.mp4").read_bytes())
+        assert videos[0] == videos[1]
 
 
 # --------------------------------------------------------------------------- taking a finished video over

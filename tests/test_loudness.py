@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kernels.loudness import integrated_loudness, k_weighted, normalize_loudness, true_peak
+from kernels.loudness import integrated_loudness, k_weighted, normalize_loudness, peak_limit, true_peak
 
 
 def sine(freq: float, dbfs: float, seconds: float, rate: int = 48000, phase: float = 0.0) -> np.ndarray:
@@ -71,3 +71,86 @@ def test_normalize_reaches_the_target_under_the_ceiling(target: float) -> None:
     assert integrated_loudness(x, 48000) == pytest.approx(target, abs=0.2)
     assert np.abs(x).max() <= 10 ** (-1 / 20) + 1e-4
     assert normalize_loudness(np.zeros(100, dtype="<i2"), 48000, target, -1.0).tolist() == [0] * 100
+
+
+# --------------------------------------------------------------------------- the same numbers as the plain forms
+
+
+def reference_k_weighted(samples: np.ndarray, rate: int) -> np.ndarray:
+    """K-weighting with its response made afresh on every call, as it was before the response was kept."""
+    from kernels.loudness import _biquads
+
+    x = np.asarray(samples, dtype=np.float64)
+    size = 1 << max(1, (x.size + int(rate) - 1).bit_length())
+    z = np.exp(-1j * np.pi * np.arange(size // 2 + 1) / (size // 2))
+    response = np.ones(size // 2 + 1, dtype=np.complex128)
+    for b, a in _biquads(rate):
+        response *= (b[0] + b[1] * z + b[2] * z * z) / (a[0] + a[1] * z + a[2] * z * z)
+    return np.fft.irfft(np.fft.rfft(x, size) * response, size)[: x.size]
+
+
+def reference_peak_limit(x: np.ndarray, ceiling: float, rate: int) -> np.ndarray:
+    """The limiter worked out at every sample of the signal, as it was before it looked at the peaks alone."""
+    if not (np.abs(x) > ceiling).any():
+        return x
+    width = max(1, round(0.005 * rate))
+    need = np.minimum(1.0, ceiling / np.maximum(np.abs(x), 1e-12))
+    padded = np.pad(need, (width, width), constant_values=1.0)
+    held = np.lib.stride_tricks.sliding_window_view(padded, 2 * width + 1).min(axis=1)
+    smooth = np.convolve(np.pad(held, (width - 1, 0), constant_values=1.0), np.ones(width) / width, mode="valid")
+    return np.clip(x * np.minimum(smooth, need), -ceiling, ceiling)
+
+
+def peaky(n: int, seed: int) -> np.ndarray:
+    """Speech-like bursts over the ceiling here and there: lone clicks, dense runs, peaks at both ends."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 0.2, n) * np.abs(np.sin(np.arange(n) / 3000.0))
+    x[rng.integers(0, n, 40)] = rng.uniform(-1.5, 1.5, 40)  # lone clicks
+    start = int(rng.integers(0, n // 2))
+    x[start : start + n // 10] *= 6.0  # a loud run: peaks closer together than the limiter's reach
+    x[[0, 1, n - 2, n - 1]] = [1.2, -1.1, 0.95, -1.3]
+    return x
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 24000, 44100, 48000, 96000])
+def test_peak_limit_gives_the_whole_signal_pass_bit_for_bit(rate: int) -> None:
+    # The limiter works out its gain around clusters of peaks only; every sample must come out as the
+    # pass over the whole signal gives it, down to the last bit (the assembled sound's bytes rest on it).
+    for seed, n in enumerate([3, 700, 48_000, 300_001]):
+        x = peaky(n, seed)
+        for ceiling in (10 ** (-1 / 20), 0.5):
+            got, want = peak_limit(x, ceiling, rate), reference_peak_limit(x, ceiling, rate)
+            assert got.dtype == want.dtype == np.float64
+            assert got.tobytes() == want.tobytes(), (rate, n, ceiling)
+            assert np.abs(got).max() <= ceiling
+    quiet = np.linspace(-0.5, 0.5, 1000)
+    assert peak_limit(quiet, 0.9, rate) is quiet  # nothing to limit: the very same array
+
+
+def test_peak_limit_keeps_the_resting_gain_of_the_smoothing() -> None:
+    # At 48 kHz the box filter over a window of ones sums to 0.9999999999999999, not 1.0: samples far
+    # from any peak are scaled by it, as the whole-signal pass scales them. One peak in a long signal.
+    x = np.full(96_000, 0.3)
+    x[50_000] = 1.0
+    got = peak_limit(x, 0.9, 48000)
+    assert got.tobytes() == reference_peak_limit(x, 0.9, 48000).tobytes()
+    assert got[0] != 0.3 and got[0] == 0.3 * np.convolve(np.ones(479), np.ones(240) / 240, mode="valid")[0]
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 48000])
+def test_k_weighting_gives_the_same_bits_call_after_call(rate: int) -> None:
+    # Its frequency response is made once per transform size and kept; the numbers must not move.
+    rng = np.random.default_rng(rate)
+    for n in (1, 1000, rate, 5 * rate + 17, 1000):
+        x = rng.normal(0.0, 0.3, n)
+        assert k_weighted(x, rate).tobytes() == reference_k_weighted(x, rate).tobytes()
+
+
+def test_normalize_gives_the_same_samples_as_the_whole_signal_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kernels.loudness as loudness
+
+    pcm = np.round(np.clip(peaky(200_000, 9) * 0.5, -1, 1) * 32767).astype("<i2")
+    fast = normalize_loudness(pcm, 48000, -16.0, -1.0)
+    monkeypatch.setattr(loudness, "peak_limit", reference_peak_limit)
+    monkeypatch.setattr(loudness, "k_weighted", reference_k_weighted)
+    assert fast.tobytes() == normalize_loudness(pcm, 48000, -16.0, -1.0).tobytes()
