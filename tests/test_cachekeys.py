@@ -186,7 +186,7 @@ _SCAN = textwrap.dedent("""
 
 
 def test_a_new_process_parses_only_the_sources_that_changed(copy: Path, tmp_path: Path) -> None:
-    """What a file imports is kept under its bytes' digest: the next process parses an edited file only, and sees its new import."""
+    """Imports are kept by the file's digest: a new process parses only an edited file, and sees its new import."""
     def scan() -> dict:
         env = {**os.environ, "PYTHONPATH": str(copy), "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(tmp_path)}
         proc = subprocess.run([sys.executable, "-c", _SCAN], cwd=copy, env=env, capture_output=True, text=True,

@@ -149,7 +149,7 @@ def _heartbeats(flow_run_name: str) -> int:
 
 
 def test_a_command_sends_no_heartbeats_unless_prefect_is_told_to(prefect_api: str, tmp_path: Path) -> None:
-    """Prefect's heartbeat thread holds every run up to a second at its end, so a command's runs send none by default."""
+    """Prefect's heartbeat thread holds each run up to a second as it ends: a command's runs send none by default."""
     import time
 
     folder = client_folder(tmp_path)
