@@ -70,7 +70,7 @@ bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/assemble.py
 	$(PY) benchmarks/e2e.py
-	$(PY) benchmarks/scale.py
+	$(PY) benchmarks/scale.py $(if $(BENCH_DATABASE),--database $(BENCH_DATABASE))
 	$(PY) benchmarks/cache.py
 	$(PY) benchmarks/layouts.py
 	$(PY) benchmarks/layouts.py --speed
