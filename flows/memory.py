@@ -17,6 +17,7 @@ import ctypes
 import functools
 import logging
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger("pagereel.memory")
@@ -43,9 +44,24 @@ def _glibc() -> Any | None:
     return libc
 
 
-@functools.cache
+#: The videos of a batch start in threads together: the allocator is set by one of them, once.
+_TUNING = threading.Lock()
+_tuned: list[bool] = []
+
+
 def tune_allocator() -> bool:
-    """Set the mmap threshold and the arena cap of this process once; True when glibc took both."""
+    """Set the mmap threshold and the arena cap of this process once; True when glibc took both.
+
+    ``mallopt`` runs with the GIL released and changes settings every thread's allocations read:
+    it is called once per process, under a lock, never by two threads at a time.
+    """
+    with _TUNING:
+        if not _tuned:
+            _tuned.append(_set_allocator())
+        return _tuned[0]
+
+
+def _set_allocator() -> bool:
     libc = _glibc()
     if libc is None:
         return False

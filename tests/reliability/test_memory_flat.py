@@ -209,3 +209,34 @@ def test_narrations_take_turns_at_the_loudness_pass(monkeypatch: pytest.MonkeyPa
         t.join()
     assert len(results) == 3
     assert most[0] == 1, f"{most[0]} loudness passes ran at once"
+
+
+def test_the_allocator_is_set_once_when_a_batch_starts_its_videos_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mallopt changes what every thread's allocations read: a batch's threads must not call it at once."""
+    import threading
+    import time
+
+    from flows import memory
+
+    calls: list[int] = []
+
+    def slow_set() -> bool:
+        calls.append(threading.get_ident())
+        time.sleep(0.05)  # a window in which other threads would call it too
+        return True
+
+    monkeypatch.setattr(memory, "_set_allocator", slow_set)
+    monkeypatch.setattr(memory, "_tuned", [])
+    barrier = threading.Barrier(8)
+    results: list[bool] = []
+
+    def start() -> None:
+        barrier.wait()
+        results.append(memory.tune_allocator())
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and results == [True] * 8
