@@ -1,16 +1,19 @@
 """A batch of four videos on a Dask cluster of one worker, then of two: the speed-up, and where serial time goes.
 
-    python benchmarks/scale.py [--quick] [--repeat N] [--database URL] [--cold-workers]
+    python benchmarks/scale.py [--quick] [--repeat N] [--database URL] [--no-preload] [--warm-video]
 
 Each configuration runs in a fresh child process with an empty cache: it starts a Dask scheduler
-and N worker processes as separate commands (``dask scheduler``, ``dask worker --nthreads 1``),
-as on a real cluster, loads the kernels on every worker, has the cluster make one short video
-from a process of its own (its cache elsewhere; ``--cold-workers`` skips it), as an existing
-cluster has, then times ``run_batch`` of four sample pages (all four in flight at once, scenes
-queued on the cluster). A Prefect server is started and the pages are served on 127.0.0.1 before
-any clock. Its database is SQLite unless ``--database`` names a PostgreSQL one, as Prefect advises
-for many clients at once (README, "Running at scale"). Inside a Dask worker the renderer sizes x264
-and the kernels to the worker's threads, so each worker stands for one core.
+and N worker processes as separate commands, as README's "Running at scale" does (``dask scheduler
+--preload flows.dask_preload``, ``dask worker --nthreads 1 --preload flows.dask_preload``: the
+scheduler imports pagereel's stages, each worker also narrates and renders one tiny scene, before
+they serve anything), then times ``run_batch`` of four sample pages (all four in flight at once,
+scenes queued on the cluster). ``--no-preload`` starts them bare: the first scenes then wait while
+the scheduler and every worker import Prefect and the stages and load the kernels.
+``--warm-video`` has the cluster make one short video first, from a process of its own (its cache
+elsewhere), as a cluster that has made videos before. A Prefect server is started and the pages are
+served on 127.0.0.1 before any clock. Its database is SQLite unless ``--database`` names a PostgreSQL
+one, as Prefect advises for many clients at once (README, "Running at scale"). Inside a Dask worker
+the renderer sizes x264 and the kernels to the worker's threads, so each worker stands for one core.
 The two configurations alternate for ``--repeat`` rounds (2 unless told) and the fastest round of
 each is compared: other work on the machine slows single rounds by 30% and more.
 Target: two workers at least 1.6x faster than one.
@@ -54,32 +57,21 @@ PAGES = [
 ]
 
 
-def _warm() -> float:
-    """Load the compiled kernels in a worker (Numba's cache), so the clock times rendering only."""
-    from tasks.models import Narration, RenderOptions, Scene
-    from tasks.render import render_scene
-
-    t0 = time.perf_counter()
-    tiny = RenderOptions(width=64, height=36, fps=5, preset="ultrafast")
-    render_scene(Scene(id="w", kind="body", narration="Warm up.", caption="Warm", hint_s=1.0),
-                 Narration(scene_id="w", pcm=bytes(4800), sample_rate=48000, voice="en", words=[]), tiny)
-    return time.perf_counter() - t0
-
-
-def _cluster(workers: int, folder: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+def _cluster(workers: int, folder: Path, preload: bool = True) -> tuple[str, list[subprocess.Popen[bytes]]]:
     """A scheduler and ``workers`` single-threaded worker processes, each its own command; the address."""
     dask = str(Path(sys.executable).with_name("dask"))
     scheduler_file = folder / "scheduler.json"
-    # Workers unpickle this module's warm-up by name: they need the repository on their path.
+    # The scheduler and the workers import pagereel's modules (the preload, the tasks they unpickle).
     root = str(_HERE.parent)
+    ready = ["--preload", "flows.dask_preload"] if preload else []
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
-                               "--scheduler-file", str(scheduler_file)], **quiet)]
+                               "--scheduler-file", str(scheduler_file), *ready], **quiet)]
     for n in range(workers):
         procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
                                        "--nworkers", "1", "--no-dashboard", "--memory-limit", "0",
-                                       "--local-directory", str(folder / f"worker-{n}")], **quiet))
+                                       "--local-directory", str(folder / f"worker-{n}"), *ready], **quiet))
     ends = time.monotonic() + 60
     while not scheduler_file.exists():
         if time.monotonic() > ends:
@@ -155,7 +147,7 @@ def _run_one_video(address: str, url: str, folder: Path, overrides: dict | None 
 
 
 def child(urls: list[str], workers: int, duration: float, overrides: dict | None = None,
-          warm_workers: bool = True) -> dict:
+          warm_video: bool = False, preload: bool = True) -> dict:
     """Make the batch on a fresh cluster of ``workers`` worker processes and return what was measured."""
     from distributed import Client
 
@@ -165,12 +157,11 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     t0 = [0.0, 0.0]  # the batch's start: perf_counter, and wall-clock time
     with _timed_runs(runs, t0), _counted_refusals() as refusals, \
             tempfile.TemporaryDirectory(prefix="pagereel-dask-") as tmp:
-        address, procs = _cluster(workers, Path(tmp))
+        address, procs = _cluster(workers, Path(tmp), preload)
         try:
             with Client(address, timeout=60) as client:
                 client.wait_for_workers(workers, timeout=120)
-                client.run(_warm)
-                if warm_workers:
+                if warm_video:
                     _run_one_video(address, urls[0], Path(tmp), overrides)
                 client.get_task_stream(start=time.time())  # the first call installs the scheduler's recorder
                 overrides = {"runner": {"kind": "dask", "address": address},
@@ -254,10 +245,10 @@ def print_breakdown(rounds: dict[int, dict]) -> None:
 
 
 def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float,
-            cold_workers: bool = False) -> dict:
+            start: tuple[str, ...] = ()) -> dict:
     urls = [f"{base}/{page}" for page in pages]
     cmd = [sys.executable, __file__, "--child", json.dumps(urls), "--workers", str(workers),
-           "--duration", str(duration), *(["--cold-workers"] if cold_workers else [])]
+           "--duration", str(duration), *start]
     done = subprocess.run(cmd, env=run_env(work / f"workers-{workers}", api), capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
@@ -283,14 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", metavar="URL",
                         help="the Prefect server's database (default: SQLite in a temporary folder), e.g. "
                              "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect_bench")
-    parser.add_argument("--cold-workers", action="store_true",
-                        help="time the batch on workers that have run nothing yet (default: one short video first)")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="start the scheduler and workers without pagereel's preload (flows.dask_preload)")
+    parser.add_argument("--warm-video", action="store_true",
+                        help="have the cluster make one short video before the batch, as one that has made videos")
     parser.add_argument("--child", metavar="URLS", help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child), args.workers, args.duration,
-                               warm_workers=not args.cold_workers)))
+                               warm_video=args.warm_video, preload=not args.no_preload)))
         return 0
 
     if args.repeat is None:
@@ -298,13 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     pages, duration = (PAGES[:2], 10.0) if args.quick else (PAGES, args.duration)
+    start = (*(["--no-preload"] if args.no_preload else []), *(["--warm-video"] if args.warm_video else []))
     results = {}
     with tempfile.TemporaryDirectory(prefix="pagereel-scale-") as tmp:
         work = Path(tmp)
         with prefect_api(work / "prefect", args.database) as api, serve(PAGES_DIR) as base:
             print(f"batch: {len(pages)} sample pages, target {duration:g} s each, all in flight; a Dask scheduler and "
                   f"single-threaded worker processes started as commands; cold cache per configuration; "
-                  f"{'workers fresh' if args.cold_workers else 'workers have made one short video before'}; "
+                  f"{'bare' if args.no_preload else 'with the preload flows.dask_preload'}"
+                  f"{', after one short video' if args.warm_video else ', fresh'}; "
                   f"Prefect's database: {_where(args.database)}", flush=True)
             # Rounds alternate 1, 2, 1, 2...: load from elsewhere on the machine then falls on both
             # configurations alike, and the fastest round of each is the one least disturbed by it.
@@ -313,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                     load = busy_cpus()
                     if load is not None:
                         print(f"load before {workers} worker(s): {load:.1f} CPUs busy with other work", flush=True)
-                    r = measure(base, api, work / f"round-{n}", workers, pages, duration, args.cold_workers)
+                    r = measure(base, api, work / f"round-{n}", workers, pages, duration, start)
                     results.setdefault(workers, []).append(r)
                     print(f"{workers} worker(s): {r['videos']} videos, {r['video_s']:.0f} s of video in "
                           f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time)", flush=True)

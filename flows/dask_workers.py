@@ -8,50 +8,12 @@ it joins and logs one warning naming itself and the URL.
 
 from __future__ import annotations
 
-import logging
-import socket
 from typing import Any
-from urllib.parse import urlsplit
 
-from distributed.diagnostics.plugin import WorkerPlugin
 from prefect_dask import DaskTaskRunner
 
-log = logging.getLogger("pagereel.dask_workers")
-
-#: Longest a worker waits for the API's TCP port when it joins.
-CONNECT_TIMEOUT_S = 2.0
-
-
-def api_unreachable(api_url: str) -> str | None:
-    """Why a TCP connection to the API at ``api_url`` cannot be opened from here, or None when it can."""
-    parts = urlsplit(api_url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return "not a URL"
-    if not parts.hostname:
-        return "not a URL"
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S):
-            return None
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-
-
-class PrefectApiCheck(WorkerPlugin):
-    """On each worker, once: can it reach the Prefect API the flow's tasks will report to?"""
-
-    name = "pagereel-prefect-api"
-
-    def __init__(self, api_url: str) -> None:
-        self.api_url = api_url
-
-    def setup(self, worker: Any) -> None:
-        why = api_unreachable(self.api_url)
-        if why is not None:
-            log.warning("this Dask worker (%s on host %s) cannot reach the Prefect API at %s (%s): its task runs "
-                        "will fail; set PREFECT_API_URL where the flow runs to a server every worker reaches",
-                        getattr(worker, "address", "?"), socket.gethostname(), self.api_url, why)
+# The plugin lives in a module that imports nothing heavy: a fresh worker unpickles it before any task.
+from flows.dask_preload import PrefectApiCheck
 
 
 class PagereelDaskTaskRunner(DaskTaskRunner):

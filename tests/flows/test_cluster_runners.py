@@ -1,16 +1,26 @@
-"""Cluster runners: Dask workers check they reach the flow's Prefect API; Ray joins a running cluster as it is."""
+"""Cluster runners: Dask workers check they reach the flow's Prefect API, and are readied by pagereel's preload;
+Ray joins a running cluster as it is."""
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from distributed import Client, LocalCluster
 
-from flows.dask_workers import PagereelDaskTaskRunner, PrefectApiCheck
+from flows import dask_preload
+from flows.dask_preload import PrefectApiCheck
+from flows.dask_workers import PagereelDaskTaskRunner
 from flows.runners import make_task_runner
 from flows.settings import RunnerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _closed_port() -> int:
@@ -86,3 +96,72 @@ def test_prefect_settings_are_dumped_once_per_context_for_all_submissions() -> N
     result = proc.stdout.strip().splitlines()[-1]
     # One dump for `expected`, one for the runner's context, one for the temporary settings: none per task.
     assert result == '{"dumps": 3, "same": true, "inner_api": true}', result
+
+
+def _probe() -> dict[str, object]:
+    """What a scheduler or worker process has loaded of pagereel's, as a function pickled by value (nested)."""
+
+    def probe() -> dict[str, object]:
+        import sys
+
+        comp, espeak = sys.modules.get("kernels.compositing"), sys.modules.get("tasks.voices.espeak")
+        return {"stages": [n for n in ("prefect.task_engine", "tasks.render_stages") if n in sys.modules],
+                # compositing kernels loaded from Numba's cache or compiled, and the speech engine
+                "kernels": sum(1 for v in vars(comp).values() if getattr(v, "signatures", None)) if comp else 0,
+                "speech": espeak is not None and espeak._ENGINE is not None}
+
+    return probe
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("preload", [True, False])
+def test_the_preload_readies_the_scheduler_and_each_worker(tmp_path: Path, preload: bool) -> None:
+    """As README starts them: the scheduler has pagereel's stages imported and each worker has also spoken and drawn
+    once before either serves anything; started bare, neither has (so the test sees the preload's work)."""
+    dask = str(Path(sys.executable).with_name("dask"))
+    scheduler_file = tmp_path / "scheduler.json"
+    ready = ["--preload", "flows.dask_preload"] if preload else []
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    logs = {name: (tmp_path / f"{name}.log").open("wb") for name in ("scheduler", "worker")}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
+                               "--scheduler-file", str(scheduler_file), *ready], env=env, cwd=tmp_path,
+                              stdout=logs["scheduler"], stderr=subprocess.STDOUT)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
+                                       "--no-dashboard", "--local-directory", str(tmp_path / "w"), *ready],
+                                      env=env, cwd=tmp_path, stdout=logs["worker"], stderr=subprocess.STDOUT))
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(1, timeout=120)  # a worker joins once its preload is done
+            on_scheduler = client.run_on_scheduler(_probe())
+            [on_worker] = client.run(_probe()).values()
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+        for log in logs.values():
+            log.close()
+    text = "".join((tmp_path / f"{name}.log").read_text(errors="replace") for name in logs)
+    assert "could not load pagereel's stages" not in text
+    stages = ["prefect.task_engine", "tasks.render_stages"]
+    if preload:
+        assert on_scheduler["stages"] == stages and on_worker["stages"] == stages
+        assert on_worker["kernels"] >= 3 and on_worker["speech"]
+    else:
+        assert on_scheduler["stages"] == [] and on_worker["stages"] == []
+        assert on_worker["kernels"] == 0 and not on_worker["speech"]
+
+
+def test_a_preload_that_fails_leaves_a_working_worker_and_one_warning(caplog: pytest.LogCaptureFixture,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> float:
+        raise OSError("libespeak-ng.so: cannot open shared object file")
+
+    monkeypatch.setattr(dask_preload, "ready", broken)
+    with caplog.at_level(logging.WARNING, logger="pagereel.dask_workers"):
+        dask_preload.dask_setup(object())  # not a Scheduler: a worker
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "pagereel.dask_workers"]
+    assert "Dask worker could not load pagereel's stages (OSError: libespeak-ng.so" in warning
+    assert "first video will load them" in warning

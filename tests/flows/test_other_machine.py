@@ -100,10 +100,11 @@ def test_dask_worker_on_another_machine(other_machine: OtherMachine, tmp_path: P
     _assert_nothing_of_the_client_is_visible(other_machine, client)
     port = _free_port()
     other_machine.start("scheduler", "python", "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                        "--dashboard-address", ":0")
+                        "--dashboard-address", ":0", "--preload", "flows.dask_preload")  # as README starts it
     other_machine.wait_for("scheduler", "Scheduler at:")
     other_machine.start("worker", "python", "-m", "dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1",
-                        "--nworkers", "1", "--no-dashboard", "--local-directory", "dask-worker")
+                        "--nworkers", "1", "--no-dashboard", "--local-directory", "dask-worker",
+                        "--preload", "flows.dask_preload")
     other_machine.wait_for("scheduler", "Register worker")
 
     remote = _remote_video(client, "dask", f"tcp://127.0.0.1:{port}", prefect_api)
@@ -111,6 +112,10 @@ def test_dask_worker_on_another_machine(other_machine: OtherMachine, tmp_path: P
     worker_log = other_machine.log("worker").read_text(errors="replace")
     assert "render s1" in worker_log  # the scenes ran there, not in the client
     assert "Starting temporary server" not in worker_log
+    scheduler_log = other_machine.log("scheduler").read_text(errors="replace")
+    for log in (scheduler_log, worker_log):  # the preload ran there, from the installed wheel, and did its work
+        assert "Run preload setup: flows.dask_preload" in log
+        assert "could not load pagereel's stages" not in log
 
 
 @pytest.mark.slow
