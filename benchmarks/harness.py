@@ -138,6 +138,23 @@ def busy_cpus(seconds: float = 1.0) -> float | None:
     return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
 
 
+def cpu_seconds() -> dict[str, float] | None:
+    """The machine's CPU seconds since boot, all CPUs together (Linux /proc/stat): busy, idle, stolen; None elsewhere.
+
+    ``stolen`` is time a virtual machine's CPUs were ready to run but the hypervisor ran something else:
+    it slows whatever is running then, which on a shared host can be one configuration and not the other.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    steal = ticks[7] if len(ticks) > 7 else 0
+    return {"busy": (sum(ticks[:8]) - idle - steal) / hz, "idle": idle / hz, "stolen": steal / hz}
+
+
 def best_seconds(fn: Callable[..., Any], args: tuple[Any, ...], repeat: int, min_batch_s: float = 0.05) -> float:
     """Best per-call time over ``repeat`` batches, each batch long enough for the clock to resolve."""
     number = 1

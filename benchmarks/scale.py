@@ -46,7 +46,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import PAGES_DIR, busy_cpus, prefect_api, run_env, serve  # noqa: E402
+from benchmarks.harness import PAGES_DIR, busy_cpus, cpu_seconds, prefect_api, run_env, serve  # noqa: E402
 
 TARGET_SPEEDUP = 1.6
 PAGES = [
@@ -167,8 +167,10 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
                 overrides = {"runner": {"kind": "dask", "address": address},
                              "storyboard": {"target_duration_s": duration}, **(overrides or {})}
                 t0[:] = [time.perf_counter(), time.time()]
+                cpu0 = cpu_seconds()
                 result = run_batch(urls, concurrency=len(urls), overrides=overrides)
                 wall = time.perf_counter() - t0[0]
+                cpu1 = cpu_seconds()
                 workers_busy = _busy(client.get_task_stream(start=t0[1]), t0[1])
         finally:
             for proc in reversed(procs):
@@ -182,7 +184,8 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     if failed:
         raise SystemExit("videos failed: " + "; ".join(failed))
     return {"wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items),
-            "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy, "refused": refusals.count}
+            "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy, "refused": refusals.count,
+            "cpu": {k: cpu1[k] - cpu0[k] for k in cpu0} if cpu0 and cpu1 else None}
 
 
 def _busy(stream: list[dict], t0: float) -> dict[str, dict[str, float]]:
@@ -310,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"load before {workers} worker(s): {load:.1f} CPUs busy with other work", flush=True)
                     r = measure(base, api, work / f"round-{n}", workers, pages, duration, start)
                     results.setdefault(workers, []).append(r)
+                    cpu = r.get("cpu")
+                    machine = (f"; the machine's CPUs: busy {cpu['busy']:.0f} s, idle {cpu['idle']:.0f} s, "
+                               f"taken by the hypervisor {cpu['stolen']:.1f} s" if cpu else "")
                     print(f"{workers} worker(s): {r['videos']} videos, {r['video_s']:.0f} s of video in "
-                          f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time)", flush=True)
+                          f"{r['wall_s']:.1f} s ({r['wall_s'] / r['video_s']:.2f}x real time){machine}", flush=True)
     best = {workers: min(r["wall_s"] for r in rounds) for workers, rounds in results.items()}
     speedup = best[1] / best[2]
     print()

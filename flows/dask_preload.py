@@ -100,6 +100,9 @@ def dask_setup(server: Any) -> None:
         if what == "scheduler":
             import_stages()
         else:
+            from flows.runners import share_tls_context
+
+            share_tls_context()  # each task run makes a Prefect client: no CA bundle read for each
             ready()
     except Exception as exc:  # noqa: BLE001 - see above
         log.warning("this Dask %s could not load pagereel's stages (%s: %s); its first video will load them",

@@ -165,3 +165,45 @@ def test_a_preload_that_fails_leaves_a_working_worker_and_one_warning(caplog: py
     [warning] = [r.getMessage() for r in caplog.records if r.name == "pagereel.dask_workers"]
     assert "Dask worker could not load pagereel's stages (OSError: libespeak-ng.so" in warning
     assert "first video will load them" in warning
+
+
+def test_prefect_clients_share_one_tls_context_built_as_prefect_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every task run makes a Prefect client; once shared, no client reads the CA bundle again, and the context is
+    still the verifying one (or Prefect's unverified one when its setting asks), and a client's own ``verify`` wins."""
+    import ssl
+
+    import certifi
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, PREFECT_API_URL, temporary_settings
+
+    from flows.runners import _tls_context, share_tls_context
+
+    built: list[object] = []
+    plain = ssl.create_default_context
+
+    def counted(*args: object, **kwargs: object) -> ssl.SSLContext:
+        ctx = plain(*args, **kwargs)
+        built.append(ctx)
+        return ctx
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    share_tls_context()
+    share_tls_context()  # installing twice wraps once
+    with temporary_settings({PREFECT_API_URL: "https://prefect.example/api"}):
+        for _ in range(3):
+            SyncPrefectClient("https://prefect.example/api")
+            PrefectClient("https://prefect.example/api")
+        assert len(built) <= 1  # one for the whole process (none if an earlier test built it)
+        verified = _tls_context(False, certifi.where())
+        assert verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname
+        assert verified.cert_store_stats()["x509_ca"] > 0
+        built.clear()
+        with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+            SyncPrefectClient("https://prefect.example/api")
+            SyncPrefectClient("https://prefect.example/api")
+            unverified = _tls_context(True, "")
+        assert unverified.verify_mode == ssl.CERT_NONE and not unverified.check_hostname
+        assert len(built) <= 1
+        built.clear()
+        SyncPrefectClient("https://prefect.example/api", httpx_settings={"verify": False})
+        assert len(built) == 1  # httpx's own context for verify=False: the client's choice was kept
