@@ -121,21 +121,14 @@ def peak_rss_mib() -> float:
 
 
 def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs kept busy by everything on the machine over ``seconds`` (Linux /proc/stat), or None elsewhere."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        idle = ticks[3] + ticks[4]  # idle + iowait
-        return sum(ticks) - idle, sum(ticks)
-
-    try:
-        busy0, total0 = sample()
-        time.sleep(seconds)
-        busy1, total1 = sample()
-    except (OSError, ValueError, IndexError):
+    """CPUs kept busy by everything on the machine over ``seconds`` (the hypervisor's share counts), or None."""
+    before = cpu_seconds()
+    time.sleep(seconds)
+    after = cpu_seconds()
+    if before is None or after is None:
         return None
-    return (os.cpu_count() or 1) * (busy1 - busy0) / max(1, total1 - total0)
+    spent = {k: after[k] - before[k] for k in after}
+    return (os.cpu_count() or 1) * (spent["busy"] + spent["stolen"]) / max(1e-9, sum(spent.values()))
 
 
 def cpu_seconds() -> dict[str, float] | None:

@@ -324,9 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat > 1:
         each = ", ".join(f"{a['wall_s'] / b['wall_s']:.2f}x" for a, b in zip(results[1], results[2], strict=True))
         print(f"round by round: {each}; below, the fastest round of each")
-    print_serial(min(results[2], key=lambda r: r["wall_s"]))
-    print_breakdown({workers: min(rounds, key=lambda r: r["wall_s"]) for workers, rounds in results.items()})
-    fastest2 = min(results[2], key=lambda r: r["wall_s"])
+    fastest = {workers: min(rounds, key=lambda r: r["wall_s"]) for workers, rounds in results.items()}
+    print_serial(fastest[2])
+    print_breakdown(fastest)
+    fastest2 = fastest[2]
     if fastest2.get("cpu"):  # the whole machine's work in that round: no batch on these CPUs can end sooner
         cpus = os.cpu_count() or 1
         floor = fastest2["cpu"]["busy"] / cpus

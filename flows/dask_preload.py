@@ -73,9 +73,8 @@ def import_stages() -> None:
     import tasks.render_stages  # noqa: F401  the narrate, render and picture tasks, and what they import
 
 
-def ready() -> float:
-    """Import the stages, then narrate and render one tiny scene; the seconds taken."""
-    t0 = time.perf_counter()
+def ready() -> None:
+    """Import the stages, then narrate and render one tiny scene."""
     import_stages()
     from tasks.models import RenderOptions, Scene
     from tasks.narrate import narrate
@@ -84,7 +83,6 @@ def ready() -> float:
     scene = Scene(id="ready", kind="body", narration="Ready.", caption="Ready", hint_s=0.5)
     narration = narrate(scene.narration, scene_id=scene.id, voice="en")
     render_scene(scene, narration, RenderOptions(width=64, height=36, fps=5, preset="ultrafast"))
-    return time.perf_counter() - t0
 
 
 def dask_setup(server: Any) -> None:

@@ -72,26 +72,17 @@ def serialize_settings_once() -> None:
     SettingsContext.serialize = serialize  # type: ignore[method-assign]
 
 
-#: TLS contexts for Prefect's API clients, by (skip verification, CA file): the one or two a process uses.
-_TLS_CONTEXTS: dict[tuple[bool, str], Any] = {}
-_TLS_LOCK = threading.Lock()
-
-
+@functools.cache
 def _tls_context(skip_verify: bool, cafile: str) -> Any:
-    """The context Prefect's client would build for these settings, built once per process."""
+    """The context Prefect's client would build for these settings, built once per process per pair."""
     import ssl
 
-    with _TLS_LOCK:
-        ctx = _TLS_CONTEXTS.get((skip_verify, cafile))
-        if ctx is None:
-            if skip_verify:  # as Prefect does with PREFECT_API_TLS_INSECURE_SKIP_VERIFY
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            else:
-                ctx = ssl.create_default_context(cafile=cafile)
-            _TLS_CONTEXTS[(skip_verify, cafile)] = ctx
+    if skip_verify:  # as Prefect does with PREFECT_API_TLS_INSECURE_SKIP_VERIFY
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
         return ctx
+    return ssl.create_default_context(cafile=cafile)
 
 
 def share_tls_context() -> None:

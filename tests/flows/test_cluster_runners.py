@@ -156,7 +156,7 @@ def test_the_preload_readies_the_scheduler_and_each_worker(tmp_path: Path, prelo
 
 def test_a_preload_that_fails_leaves_a_working_worker_and_one_warning(caplog: pytest.LogCaptureFixture,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken() -> float:
+    def broken() -> None:
         raise OSError("libespeak-ng.so: cannot open shared object file")
 
     monkeypatch.setattr(dask_preload, "ready", broken)
