@@ -59,6 +59,21 @@ def test_the_form_shows_every_scene_and_its_answer_becomes_edits() -> None:
 # --------------------------------------------------------------------------- the command line
 
 
+def _saved_input(client: Any, run: Any, key: str, timeout: float = 30.0) -> str:
+    """A run input Prefect saves just after it suspends the run (schema, description): read once it is there."""
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.read_flow_run_input(run, key)
+        except (ObjectNotFound, PrefectHTTPStatusError) as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", 404)
+            if status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _spoken(srt: Path) -> str:
     """The words of a subtitle file in one line, cue numbers and times left out."""
     lines = [line for line in srt.read_text().splitlines() if line and not line.isdigit() and "-->" not in line]
@@ -210,7 +225,7 @@ def test_a_deployment_run_suspends_for_review_and_renders_the_edit(deployed: Dep
         assert state.name == "Suspended", (state, deployed.tail())
         keyset = state.state_details.run_input_keyset
         assert keyset["response"] == "suspended-review-1-response"
-        schema = json.loads(client.read_flow_run_input(run, keyset["schema"]))
+        schema = json.loads(_saved_input(client, run, keyset["schema"]))
         # An order naming a scene that does not exist passes the form's schema and is refused by apply_edits.
         result = client.resume_flow_run(run, run_input={"order": "closing, nope"})
         assert result.status == SetStateStatus.ACCEPT
@@ -220,7 +235,7 @@ def test_a_deployment_run_suspends_for_review_and_renders_the_edit(deployed: Dep
     state = deployed.wait(run, lambda s, before=state.id: s.is_paused() and s.id != before)
     with get_client(sync_client=True) as client:
         keyset = state.state_details.run_input_keyset
-        reason = client.read_flow_run_input(run, keyset["description"])
+        reason = _saved_input(client, run, keyset["description"])
         assert "refused" in reason and "'nope', which does not exist" in reason
         # The schema refuses an empty narration before the run sees it, as the UI's form does.
         result = client.resume_flow_run(run, run_input={"scene_2_narration": ""})
