@@ -35,6 +35,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The process id of each Prefect server :func:`prefect_api` runs, by API URL (for per-process CPU figures).
+SERVER_PIDS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def prefect_api(home: Path, database: str | None = None) -> Iterator[str]:
     """A Prefect server on loopback for the duration of the block; yields its API URL.
@@ -51,6 +55,7 @@ def prefect_api(home: Path, database: str | None = None) -> Iterator[str]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}/api"
+    SERVER_PIDS[url] = proc.pid
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -64,6 +69,7 @@ def prefect_api(home: Path, database: str | None = None) -> Iterator[str]:
                 time.sleep(0.5)
         yield url
     finally:
+        SERVER_PIDS.pop(url, None)
         proc.terminate()
         try:
             proc.wait(timeout=30)

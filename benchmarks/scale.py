@@ -26,7 +26,11 @@ Prefect API refused as busy (SQLite allows one writer at a time; Prefect's clien
 or more later). Then, for the fastest round of each configuration side by side: the serial set-up
 (batch start to the first scene on a worker: Prefect creating the flow runs, the stages before
 the scenes), the parallel part (first scene to last, with the workers' share of it
-spent computing) and the serial wrap-up (last scene to the batch's end: assembling).
+spent computing) and the serial wrap-up (last scene to the batch's end: assembling). Last, the CPU
+seconds of each process over the batch (this flow process, the scheduler, the nannies, the workers,
+the Prefect server and PostgreSQL's backends, and the rest of the machine), and the cap that the
+machine's work in the fastest 2-worker round puts on the speed-up: every process shares the same CPUs,
+so no round doing that work on them can end sooner than its CPU seconds over the CPUs.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from benchmarks.harness import PAGES_DIR, busy_cpus, cpu_seconds, prefect_api, run_env, serve  # noqa: E402
+from benchmarks.harness import PAGES_DIR, SERVER_PIDS, busy_cpus, cpu_seconds, prefect_api, run_env, serve  # noqa: E402
 
 TARGET_SPEEDUP = 1.6
 PAGES = [
@@ -166,11 +170,13 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
                 client.get_task_stream(start=time.time())  # the first call installs the scheduler's recorder
                 overrides = {"runner": {"kind": "dask", "address": address},
                              "storyboard": {"target_duration_s": duration}, **(overrides or {})}
+                groups = _process_groups(procs)
+                every = [pid for pids in groups.values() for pid in pids]
                 t0[:] = [time.perf_counter(), time.time()]
-                cpu0 = cpu_seconds()
+                cpu0, by_pid0 = cpu_seconds(), _cpu_by_pid(every)
                 result = run_batch(urls, concurrency=len(urls), overrides=overrides)
                 wall = time.perf_counter() - t0[0]
-                cpu1 = cpu_seconds()
+                cpu1, by_pid1 = cpu_seconds(), _cpu_by_pid(every)
                 workers_busy = _busy(client.get_task_stream(start=t0[1]), t0[1])
         finally:
             for proc in reversed(procs):
@@ -183,9 +189,48 @@ def child(urls: list[str], workers: int, duration: float, overrides: dict | None
     failed = [f"{i.url}: {i.error}" for i in result.failed]
     if failed:
         raise SystemExit("videos failed: " + "; ".join(failed))
-    return {"wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items),
+    # A process that ended within the batch is left out (its last reading is gone); none of these should.
+    processes = {name: sum(by_pid1[p] - by_pid0.get(p, 0.0) for p in pids if p in by_pid1)
+                 for name, pids in groups.items()}
+    return {"processes": processes,
+            "wall_s": wall, "video_s": sum(i.duration_s or 0.0 for i in result.items), "videos": len(result.items),
             "runs": sorted(runs, key=lambda r: r["start_s"]), "workers": workers_busy, "refused": refusals.count,
             "cpu": {k: cpu1[k] - cpu0[k] for k in cpu0} if cpu0 and cpu1 else None}
+
+
+def _process_groups(procs: list[subprocess.Popen[bytes]]) -> dict[str, list[int]]:
+    """The process ids behind each part of the batch: this flow process, the scheduler, nannies, workers, servers."""
+    import psutil
+
+    def tree(pid: int) -> list[int]:
+        try:
+            return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+        except psutil.Error:
+            return []
+
+    groups = {"flow process": [os.getpid()], "scheduler": tree(procs[0].pid), "nannies": [], "workers": []}
+    for nanny in procs[1:]:
+        pids = tree(nanny.pid)
+        groups["nannies"] += pids[:1]
+        groups["workers"] += pids[1:]
+    server = os.environ.get("BENCH_PREFECT_SERVER_PID")
+    groups["Prefect server"] = tree(int(server)) if server else []
+    groups["PostgreSQL"] = [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+    return groups
+
+
+def _cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User and system CPU seconds of each process that is still there."""
+    import psutil
+
+    out = {}
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        out[pid] = t.user + t.system
+    return out
 
 
 def _busy(stream: list[dict], t0: float) -> dict[str, dict[str, float]]:
@@ -247,12 +292,28 @@ def print_breakdown(rounds: dict[int, dict]) -> None:
               f"{b['flows_s']:.1f} s (spread {b['spread_s']:.1f} s)")
 
 
+def print_processes(rounds: dict[int, dict]) -> None:
+    """CPU seconds each part of the machine's work took in each configuration's fastest round."""
+    print("CPU seconds per process over the batch (the workers' work is the video; the rest is the serial part's "
+          "share of the machine):")
+    for workers, r in sorted(rounds.items()):
+        procs, cpu = r.get("processes") or {}, r.get("cpu")
+        if not procs:
+            continue
+        parts = [f"{name} {secs:.1f}" for name, secs in procs.items()]
+        if cpu:
+            parts.append(f"everything else {cpu['busy'] - sum(procs.values()):.1f}")
+        print(f"  {workers} worker(s): " + ", ".join(parts) + (f" (machine busy {cpu['busy']:.1f})" if cpu else ""))
+
+
 def measure(base: str, api: str, work: Path, workers: int, pages: list[str], duration: float,
             start: tuple[str, ...] = ()) -> dict:
     urls = [f"{base}/{page}" for page in pages]
     cmd = [sys.executable, __file__, "--child", json.dumps(urls), "--workers", str(workers),
            "--duration", str(duration), *start]
-    done = subprocess.run(cmd, env=run_env(work / f"workers-{workers}", api), capture_output=True, text=True)
+    server = SERVER_PIDS.get(api)
+    extra = {"BENCH_PREFECT_SERVER_PID": str(server)} if server else {}
+    done = subprocess.run(cmd, env=run_env(work / f"workers-{workers}", api, **extra), capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"the batch on {workers} worker(s) failed (exit {done.returncode})")
@@ -334,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the fastest 2-worker round kept the machine's {cpus} CPUs busy for {fastest2['cpu']['busy']:.0f} s "
               f"(idle {fastest2['cpu']['idle']:.0f} s): that work alone takes {floor:.1f} s on {cpus} CPUs, so this "
               f"machine allows at most {best[1] / floor:.2f}x against the fastest 1-worker round ({best[1]:.1f} s)")
+    print_processes(fastest)
     print(f"1 worker / 2 workers = {speedup:.2f}x  ({best[1]:.1f} s / {best[2]:.1f} s; target >= {TARGET_SPEEDUP}: "
           f"{'met' if speedup >= TARGET_SPEEDUP else 'MISSED'})")
     return 0
