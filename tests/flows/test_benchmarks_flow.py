@@ -29,6 +29,9 @@ def test_scale_child_runs_a_batch_on_a_dask_cluster(prefect_api, pagereel_env, h
     assert isinstance(report["refused"], int)  # writes the Prefect API refused as busy
     (worker,) = report["workers"].values()  # the one worker process, seen through the scheduler
     assert 0 < worker["busy_s"] < report["wall_s"] and worker["first_s"] < worker["last_s"]
+    # The CPU each process took over the batch: the flow process and the worker did the work.
+    cpu = report["processes"]
+    assert cpu["flow process"] > 0 and cpu["workers"] > 1 and cpu["scheduler"] >= 0 and cpu["nannies"] >= 0
 
 
 def test_cache_benchmark_times_the_whole_command_and_its_imports(prefect_api, pagereel_env) -> None:
