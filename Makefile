@@ -70,6 +70,7 @@ bench: setup $(BENCH_STAMP)
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/assemble.py
 	$(PY) benchmarks/e2e.py
+	$(PY) benchmarks/cores.py
 	$(PY) benchmarks/scale.py $(if $(BENCH_DATABASE),--database $(BENCH_DATABASE))
 	$(PY) benchmarks/cache.py
 	$(PY) benchmarks/layouts.py
@@ -83,6 +84,7 @@ bench-quick: setup $(BENCH_STAMP)
 	$(PY) benchmarks/render.py --quick --rounds 1
 	$(PY) benchmarks/assemble.py --rounds 1 --resolution 180
 	$(PY) benchmarks/e2e.py --quick
+	$(PY) benchmarks/cores.py --rounds 1 --renders 1
 	$(PY) benchmarks/scale.py --quick
 	$(PY) benchmarks/cache.py --duration 20
 	$(PY) benchmarks/layouts.py tests/pages

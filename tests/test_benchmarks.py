@@ -30,3 +30,17 @@ def test_render_benchmark_floor_encodes_the_very_frames_pagereel_encodes() -> No
         assert render_bench.problems(render_bench.probe(output), inputs) == []
     middle = inputs.frames // 2
     assert render_bench.psnr(render_bench.middle_frame(mp4, middle), render_bench.middle_frame(floor, middle)) > 60
+
+
+def test_cores_benchmark_renders_alone_and_side_by_side_and_prints_the_ceiling(capsys: pytest.CaptureFixture) -> None:
+    import os
+
+    from benchmarks import cores
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the cores benchmark pins two processes to CPUs 0 and 1; this machine gives one")
+    assert cores.main(["--rounds", "1", "--frames", "60", "--resolution", "90", "--renders", "1",
+                       "--loop", "200000"]) == 0
+    out = capsys.readouterr().out
+    assert "render round 1: alone" in out and "spin round 1: alone" in out
+    assert "two workers on this machine can do at most" in out
