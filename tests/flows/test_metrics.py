@@ -263,7 +263,7 @@ def test_two_runs_at_once_each_push_their_own_metrics(gateway: str, http_server:
 
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "WARNING",
            "PAGEREEL_METRICS__ENABLED": "1", "PAGEREEL_METRICS__PUSHGATEWAY_URL": gateway}
-    pages = ["/pages/lemire.me.json.html", "/pages/phys.org.tool.html"]
+    pages = ["/pages/lighthouse-keeper.html", "/pages/sourdough-steps.html"]
     children = [subprocess.Popen([sys.executable, "-m", "flows.video_flow", http_server.url(page), "--dry-run"],
                                  env=env, cwd=pagereel_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                  text=True) for page in pages]

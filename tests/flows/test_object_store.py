@@ -91,7 +91,7 @@ def test_a_run_writes_to_s3_and_a_killed_rerun_leaves_it_whole(s3, http_server, 
     for name, value in SMALL.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PAGEREEL_OUT_DIR", f"s3://{BUCKET}/runs")
-    url = http_server.url("/pages/lemire.me.json.html")
+    url = http_server.url("/pages/lighthouse-keeper.html")
     state = video_flow(url, workflow_id="on-s3")
     assert state.video_path == f"s3://{BUCKET}/runs/on-s3/video.mp4"
     assert state.storyboard_path == f"s3://{BUCKET}/runs/on-s3/storyboard.json"
@@ -125,7 +125,7 @@ def test_a_run_writes_to_s3_and_a_killed_rerun_leaves_it_whole(s3, http_server, 
 
 @pytest.mark.slow  # a single run to S3 (above) runs on every `make test`; a Dask batch in `make soak`
 def test_a_dask_batch_writes_every_video_to_s3(s3, http_server, pagereel_env: Path, prefect_api: str) -> None:
-    urls = [http_server.url("/pages/lemire.me.json.html"), http_server.url("/pages/phys.org.tool.html")]
+    urls = [http_server.url("/pages/lighthouse-keeper.html"), http_server.url("/pages/sourdough-steps.html")]
     env = {**os.environ, **SMALL, "PAGEREEL_RUNNER__MAX_WORKERS": "1", "PREFECT_API_URL": prefect_api,
            "PYTHONPATH": str(ROOT), "PREFECT_LOGGING_LEVEL": "WARNING"}
     done = subprocess.run([sys.executable, "-m", "flows.batch_flow", *urls, "--runner", "dask",
